@@ -1,0 +1,3 @@
+"""mintaccel: low-bit spiking neural networks to verified, multiplier-less FPGA accelerators."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,242 @@
+"""The subcommands of `mintaccel`: each takes parsed arguments and returns an exit status."""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from mintaccel import report
+from mintaccel.atomic import atomic_open
+from mintaccel.errors import UserError
+
+SHIPPED_MODEL = "digits-w2m2.npz"
+
+
+def shipped_model_path() -> Path:
+    return Path(str(resources.files("mintaccel") / "models" / SHIPPED_MODEL))
+
+
+# ---------------------------------------------------------------- train / export
+
+def train_config(args):
+    from model_export.qat import LayerSpec, TrainConfig
+    weights, membranes = args.weights, args.membrane
+    if len(weights) != len(membranes) and 1 not in (len(weights), len(membranes)):
+        raise UserError(f"--weights has {len(weights)} entries and --membrane {len(membranes)}: give one or one per layer")
+    n = max(len(weights), len(membranes))
+    weights = weights * n if len(weights) == 1 else weights
+    membranes = membranes * n if len(membranes) == 1 else membranes
+    return TrainConfig(
+        dataset=args.dataset, data_dir=args.data_dir, hidden=tuple(args.hidden),
+        layers=tuple(LayerSpec(w, m) for w, m in zip(weights, membranes)),
+        timesteps=args.timesteps, reset=args.reset, leak=args.leak, threshold=args.threshold,
+        bias=args.bias, bias_bits=args.bias_bits, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, threads=args.threads)
+
+
+def _train_with_progress(cfg, label: str):
+    from model_export.train import train
+    with report.progress(label, cfg.epochs) as advance:
+        return train(cfg, progress=lambda e, n, loss: advance(1, f"loss {loss:.3f}"))
+
+
+def _verified_export(result, meta: dict):
+    """Export the trained net and check that the reference model reproduces its test predictions."""
+    from model_export import datasets
+    from model_export.train import encoded, predict
+    from sim.reference import run_batched
+    model = result.net.to_int_model(result.encoding, meta)
+    split = datasets.load(result.config.dataset, result.config.data_dir)
+    _, xte = encoded(split, result.config.timesteps)
+    trace = run_batched(model, xte.numpy().astype(np.uint8))
+    if not np.array_equal(trace.predictions, predict(result.net, xte)):
+        raise RuntimeError("exported integer model disagrees with the torch eval model (a mintaccel bug)")
+    return model
+
+
+def cmd_train(args) -> int:
+    from model_export.qat import LayerSpec
+    from model_export.format import save_model
+    from model_export.train import save_checkpoint
+    cfg = train_config(args)
+    report.err_console.print(f"training {cfg.dataset} with seed {cfg.seed}")
+    result = _train_with_progress(cfg, "train")
+    figures = {"config": cfg.to_json(), "split": result.split, "test_accuracy": result.test_accuracy,
+               "train_accuracy": result.train_accuracy, "train_seconds": round(result.seconds, 2)}
+    rows = [("data", result.split), ("test accuracy", report.percent(result.test_accuracy)),
+            ("train accuracy", report.percent(result.train_accuracy)),
+            ("training time", f"{result.seconds:.1f} s ({cfg.threads} thread(s))")]
+    if args.float_baseline:
+        fcfg = dataclasses.replace(cfg, layers=(LayerSpec("float", "float"),), bias=cfg.bias)
+        base = _train_with_progress(fcfg, "float baseline")
+        figures["float_baseline"] = {"test_accuracy": base.test_accuracy, "train_seconds": round(base.seconds, 2)}
+        rows.append(("float SNN test accuracy", report.percent(base.test_accuracy)))
+        rows.append(("float SNN training time", f"{base.seconds:.1f} s"))
+    if args.output:
+        save_checkpoint(result, args.output)
+        rows.append(("checkpoint", args.output))
+    if args.export:
+        meta = {"trained_with": cfg.to_json(), "split": result.split, "test_accuracy": result.test_accuracy}
+        if args.float_baseline:
+            meta["float_baseline"] = {"test_accuracy": figures["float_baseline"]["test_accuracy"]}
+        model = _verified_export(result, meta)
+        save_model(model, args.export)
+        fp = model.footprint_bits()
+        figures["footprint_bits"] = fp
+        rows.append(("integer model", f"{args.export} (reference model agrees with torch on every test sample)"))
+        rows.append(("memory vs fp32", f"{fp['quantized']:,} / {fp['fp32']:,} bits, {report.percent(fp['reduction'])} smaller"))
+    report.table(f"mintaccel train: {', '.join(s.weights + '/' + s.membrane for s in cfg.layers)}", rows)
+    report.maybe_json(args.json, figures)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from model_export.format import save_model
+    from model_export.train import load_checkpoint
+    net, encoding = load_checkpoint(args.checkpoint)
+    model = net.to_int_model(encoding, {"trained_with": net.cfg.to_json()})
+    save_model(model, args.output)
+    fp = model.footprint_bits()
+    report.table("mintaccel export", [("integer model", args.output), ("layers", len(model.layers)),
+                                      ("memory vs fp32", report.percent(fp["reduction"]) + " smaller")])
+    report.maybe_json(args.json, {"output": args.output, "footprint_bits": fp})
+    return 0
+
+
+# ---------------------------------------------------------------- info
+
+def describe(model) -> dict:
+    return {
+        "timesteps": model.timesteps,
+        "inputs": model.n_inputs,
+        "outputs": model.n_outputs,
+        "encoding": {"kind": model.encoding.kind, "levels": model.encoding.levels},
+        "accumulator_bits": model.accumulator_bits,
+        "layers": [{
+            "inputs": l.n_in, "outputs": l.n_out, "weight": str(l.weight_format), "membrane_bits": l.membrane_bits,
+            "threshold": l.threshold, "reset": l.reset, "leak": str(l.leak),
+            "bias_bits": l.bias_bits, "accumulator_bits": l.accumulator_bits, "scale": l.scale,
+        } for l in model.layers],
+        "footprint_bits": model.footprint_bits(),
+    }
+
+
+def cmd_info(args) -> int:
+    from model_export.format import load_model
+    model = load_model(args.model)
+    d = describe(model)
+    from rich.table import Table
+    t = Table(title=f"{args.model}: {len(model.layers)} dense layers, T = {model.timesteps}, "
+                    f"input {model.encoding.kind} code of 0..{model.encoding.levels}", title_justify="left")
+    for c in ("layer", "in -> out", "weights", "membrane", "threshold", "reset", "leak", "bias", "acc bits", "scale"):
+        t.add_column(c)
+    for i, l in enumerate(d["layers"]):
+        t.add_row(str(i), f"{l['inputs']} -> {l['outputs']}", l["weight"], f"{l['membrane_bits']} bits",
+                  str(l["threshold"]), l["reset"], l["leak"], f"{l['bias_bits']} bits" if l["bias_bits"] else "none",
+                  str(l["accumulator_bits"]), "-" if l["scale"] is None else f"{l['scale']:.4g}")
+    report.console.print(t)
+    report.table("memory footprint", report.footprint_rows(d["footprint_bits"]))
+    if model.meta.get("test_accuracy") is not None:
+        report.console.print(f"recorded test accuracy: {report.percent(model.meta['test_accuracy'])} ({model.meta.get('split', '')})")
+    d["meta"] = model.meta
+    report.maybe_json(args.json, d)
+    return 0
+
+
+# ---------------------------------------------------------------- encode / run
+
+def _dataset_inputs(name, data_dir, model=None, timesteps=None):
+    from model_export import datasets
+    from sim.encoding import rate_encode
+    split = datasets.load(name, data_dir)
+    if model is not None and split.levels != model.encoding.levels:
+        raise UserError(f"dataset {name} has pixels 0..{split.levels}, the model was trained on 0..{model.encoding.levels}")
+    steps = model.timesteps if model is not None else timesteps
+    return rate_encode(split.x_test, steps, split.levels), split
+
+
+def cmd_encode(args) -> int:
+    spikes, split = _dataset_inputs(args.dataset, args.data_dir, timesteps=args.timesteps)
+    with atomic_open(args.output, "wb") as f:
+        np.save(f, spikes)
+    if args.labels:
+        with atomic_open(args.labels, "wb") as f:
+            np.save(f, split.y_test.astype(np.uint8))
+    report.table("mintaccel encode", [("data", split.description + " (test part)"),
+                                      ("spikes", f"{args.output}: uint8 {list(spikes.shape)}"),
+                                      ("labels", args.labels or "-")])
+    return 0
+
+
+def load_spikes(path) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such input file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise UserError(f"{path}: not a readable .npy array ({e})") from None
+
+
+def cmd_run(args) -> int:
+    from model_export.format import load_model
+    from sim.reference import run_batched
+    model = load_model(args.model)
+    labels = None
+    if args.input:
+        spikes = load_spikes(args.input)
+        if args.labels:
+            labels = load_spikes(args.labels)
+    else:
+        spikes, split = _dataset_inputs(args.dataset, args.data_dir, model)
+        labels = split.y_test
+    from sim.reference import check_input
+    spikes = check_input(model, spikes)
+    if labels is not None and labels.shape != (len(spikes),):
+        raise UserError(f"labels must be shaped [{len(spikes)}], got {list(labels.shape)}")
+    with report.progress("reference model", len(spikes)) as advance:
+        trace = run_batched(model, spikes, progress=advance)
+    figures = {"samples": len(spikes), "predictions": trace.predictions.tolist(),
+               "spikes_per_layer": [int(s.sum()) for s in trace.spikes]}
+    rows = [("samples", len(spikes))] + [(f"layer {i} spikes per sample", f"{s.sum() / max(1, len(spikes)):.1f}")
+                                        for i, s in enumerate(trace.spikes)]
+    if labels is not None:
+        acc = float((trace.predictions == labels).mean())
+        figures["accuracy"] = acc
+        rows.append(("accuracy", report.percent(acc)))
+    report.table(f"mintaccel run: {args.model}", rows)
+    report.maybe_json(args.json, figures)
+    return 0
+
+
+# ---------------------------------------------------------------- demo
+
+def cmd_demo(args) -> int:
+    from model_export.format import load_model
+    from sim.reference import run_batched
+    path = Path(args.model) if args.model else shipped_model_path()
+    model = load_model(path)
+    spikes, split = _dataset_inputs("digits", None, model)
+    trace = run_batched(model, spikes)
+    acc = float((trace.predictions == split.y_test).mean())
+    fp = model.footprint_bits()
+    fmt = ", ".join(f"{l.weight_format}/{l.membrane_bits}b" for l in model.layers)
+    float_acc = model.meta.get("float_baseline", {}).get("test_accuracy")
+    rows = [
+        ("model", f"{path.name}: {' -> '.join(str(n) for n in [model.n_inputs] + [l.n_out for l in model.layers])}, "
+                  f"weights/membranes {fmt}, T = {model.timesteps}"),
+        ("data", split.description + " (test part)"),
+        ("float SNN accuracy (recorded at training)", report.percent(float_acc) if float_acc is not None else "not recorded"),
+        ("quantized accuracy (integer reference model, now)", report.percent(acc)),
+        ("weights + membranes", f"{fp['weights'] + fp['membranes']:,} bits"),
+        ("same in fp32", f"{fp['fp32']:,} bits"),
+        ("memory reduction vs fp32", report.percent(fp["reduction"])),
+    ]
+    report.table("mintaccel demo", rows, ("", ""))
+    report.maybe_json(args.json, {
+        "model": str(path), "data": split.description, "samples": len(spikes),
+        "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp})
+    return 0

@@ -1,0 +1,59 @@
+"""Readable terminal tables and progress (rich), plus the `--json` twin of every printed figure."""
+
+from __future__ import annotations
+
+import contextlib
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mintaccel.atomic import write_json
+
+# Pipes and CI logs get a wide fixed width instead of rich's 80 columns, so tables are not truncated.
+console = Console() if Console().is_terminal else Console(width=160)
+err_console = Console(stderr=True)
+
+
+def table(title: str, rows: list[tuple], columns: tuple[str, ...] = ("", "")) -> None:
+    t = Table(title=title, title_justify="left", show_header=any(columns))
+    for c in columns:
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*(str(v) for v in row))
+    console.print(t)
+
+
+def maybe_json(path, data: dict) -> None:
+    if path:
+        write_json(path, data)
+        err_console.print(f"figures written to {path}")
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int):
+    """A progress bar on stderr; yields `advance(n=1, **fields)`."""
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console, transient=False)
+    with bar:
+        task = bar.add_task(description, total=total, info="")
+
+        def advance(n: int = 1, info: str = ""):
+            bar.update(task, advance=n, info=info)
+
+        yield advance
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def footprint_rows(fp: dict) -> list[tuple]:
+    return [
+        ("weights", f"{fp['weights']:,} bits"),
+        ("membranes", f"{fp['membranes']:,} bits"),
+        ("biases", f"{fp['biases']:,} bits"),
+        ("total (quantized)", f"{fp['quantized']:,} bits ({fp['quantized'] / 8192:.2f} KiB)"),
+        ("same in fp32", f"{fp['fp32']:,} bits ({fp['fp32'] / 8192:.2f} KiB)"),
+        ("reduction vs fp32", percent(fp["reduction"])),
+    ]

@@ -1,0 +1,133 @@
+"""The training loop, evaluation and checkpoints for `QuantSNN`."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mintaccel.atomic import atomic_open
+from mintaccel.errors import UserError
+from model_export import datasets
+from model_export.qat import QuantSNN, TrainConfig
+from sim.encoding import rate_encode
+from sim.model import Encoding
+from sim.reference import decode
+
+CHECKPOINT_KIND = "mintaccel-checkpoint-v1"
+
+
+@dataclass
+class TrainResult:
+    net: QuantSNN
+    config: TrainConfig
+    encoding: Encoding
+    test_accuracy: float
+    train_accuracy: float
+    seconds: float
+    """Wall time of the training loop (data loading excluded)."""
+    split: str
+    """Description of the data split."""
+
+
+def encoded(split: datasets.Split, timesteps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test and train inputs as spike tensors [n, T, inputs] (float32 0/1)."""
+    xtr = torch.from_numpy(rate_encode(split.x_train, timesteps, split.levels)).float()
+    xte = torch.from_numpy(rate_encode(split.x_test, timesteps, split.levels)).float()
+    return xtr, xte
+
+
+@torch.no_grad()
+def predict(net: QuantSNN, x: torch.Tensor, batch_size: int = 1000) -> np.ndarray:
+    """Eval-mode predictions (spike-count argmax, ties to the lowest index)."""
+    was = net.training
+    net.eval()
+    counts = torch.cat([net(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    net.train(was)
+    return decode(counts.numpy())
+
+
+def accuracy(net: QuantSNN, x: torch.Tensor, y: np.ndarray) -> float:
+    return float((predict(net, x) == y).mean())
+
+
+def train(cfg: TrainConfig, progress=None) -> TrainResult:
+    """Train a network as `cfg` says. `progress(epoch, epochs, loss)` is called after each epoch."""
+    split = datasets.load(cfg.dataset, cfg.data_dir, seed=datasets.DEFAULT_SEED)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    sizes = [split.n_inputs, *cfg.hidden, split.n_classes]
+    net = QuantSNN(sizes, cfg)
+    xtr, xte = encoded(split, cfg.timesteps)
+    ytr = torch.from_numpy(split.y_train)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    steps_per_epoch = (len(xtr) + cfg.batch_size - 1) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    gain = 8.0 / cfg.timesteps  # logits of a comparable range whatever T is
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        net.train()
+        net.set_temperature(_temperature(epoch, cfg.epochs))
+        order = torch.randperm(len(xtr), generator=gen)
+        total = 0.0
+        for i in range(0, len(xtr), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            loss = loss_fn(net(xtr[idx]) * gain, ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        if progress:
+            progress(epoch + 1, cfg.epochs, total / len(xtr))
+    seconds = time.perf_counter() - start
+    net.eval()
+    return TrainResult(net, cfg, Encoding("rate", split.levels),
+                       accuracy(net, xte, split.y_test), accuracy(net, xtr, split.y_train),
+                       seconds, split.description)
+
+
+def _temperature(epoch: int, epochs: int) -> float:
+    from model_export.quantizers import temperature_schedule
+    return temperature_schedule(epoch, epochs)
+
+
+def save_checkpoint(result: TrainResult, path: str | Path) -> None:
+    """A torch checkpoint of tensors and JSON text only (loadable with weights_only=True)."""
+    payload = {
+        "kind": CHECKPOINT_KIND,
+        "config": json.dumps(result.config.to_json()),
+        "sizes": json.dumps(result.net.sizes),
+        "encoding": json.dumps({"kind": result.encoding.kind, "levels": result.encoding.levels}),
+        "state_dict": result.net.state_dict(),
+    }
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
+
+
+def load_checkpoint(path: str | Path) -> tuple[QuantSNN, Encoding]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # torch raises many types for a bad file
+        raise UserError(f"{path}: not a readable mintaccel checkpoint ({type(e).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("kind") != CHECKPOINT_KIND:
+        raise UserError(f"{path}: not a mintaccel checkpoint (expected kind {CHECKPOINT_KIND})")
+    try:
+        cfg = TrainConfig.from_json(json.loads(payload["config"]))
+        net = QuantSNN(json.loads(payload["sizes"]), cfg)
+        net.load_state_dict(payload["state_dict"])
+        enc = json.loads(payload["encoding"])
+        encoding = Encoding(enc["kind"], enc["levels"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"{path}: damaged checkpoint ({e})") from None
+    net.eval()
+    return net, encoding

@@ -1,0 +1,1 @@
+"""Reference model (the arithmetic) and, later, the cycle-accurate simulator."""

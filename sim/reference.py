@@ -1,0 +1,111 @@
+"""The integer reference model: docs/arithmetic.md in numpy, vectorized over a batch.
+
+This module is the single source of arithmetic truth. The quantized torch model, the cycle-accurate
+simulator and the RTL are all checked against `run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mintaccel.errors import UserError
+from sim.model import DenseLayer, IntModel, Leak
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Everything an inference produced, for every layer and time step."""
+
+    spikes: tuple[np.ndarray, ...]
+    """Per layer: uint8 [batch, T, n_out], the layer's spikes at each time step."""
+    membranes: tuple[np.ndarray, ...]
+    """Per layer: int8 [batch, T, n_out], the membrane written back at the end of each time step."""
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Output spike counts, int64 [batch, n_outputs]."""
+        return self.spikes[-1].sum(axis=1, dtype=np.int64)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return decode(self.counts)
+
+
+def decode(counts: np.ndarray) -> np.ndarray:
+    """argmax of the spike counts, ties to the lowest index (np.argmax's rule)."""
+    return np.argmax(counts, axis=-1)
+
+
+def shift_toward_zero(r: np.ndarray, k: int) -> np.ndarray:
+    """sr(R, k) = trunc(R / 2^k): the arithmetic shift right rounding toward zero."""
+    return np.where(r < 0, -((-r) >> k), r >> k)
+
+
+def leak(r: np.ndarray, spec: Leak) -> np.ndarray:
+    """Step 5 of docs/arithmetic.md."""
+    if spec.kind == "none":
+        return r
+    if spec.kind == "shift":
+        return shift_toward_zero(r, spec.k)
+    return r - shift_toward_zero(r, spec.k)
+
+
+def neuron_step(layer: DenseLayer, u: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 2-6 for one layer and time step: (membrane, synaptic input) -> (spikes, new membrane)."""
+    h = u + current
+    assert np.abs(h).max(initial=0) <= layer.bound, "accumulator bound of docs/arithmetic.md violated"
+    spike = h >= layer.threshold
+    if layer.reset == "hard":
+        r = np.where(spike, 0, h)
+    else:
+        r = np.where(spike, h - layer.threshold, h)
+    q = layer.membrane_max
+    return spike, np.clip(leak(r, layer.leak), -q, q)
+
+
+def check_input(model: IntModel, spikes: np.ndarray) -> np.ndarray:
+    """Validate an input spike array [batch, T, inputs] of 0/1 against the model."""
+    x = np.asarray(spikes)
+    expected = (model.timesteps, model.n_inputs)
+    if x.ndim != 3 or x.shape[1:] != expected:
+        raise UserError(f"input spikes must be shaped [batch, {expected[0]}, {expected[1]}] for this model, got {list(x.shape)}")
+    if not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
+        raise UserError(f"input spikes must be uint8 0/1, got dtype {x.dtype}")
+    if x.size and (x.min() < 0 or x.max() > 1):
+        raise UserError("input spikes must be 0 or 1")
+    return x.astype(np.uint8)
+
+
+def run(model: IntModel, spikes: np.ndarray) -> Trace:
+    """Run the integer network on input spikes uint8 [batch, T, inputs]."""
+    x = check_input(model, spikes)
+    batch, steps = x.shape[0], model.timesteps
+    out_spikes = [np.zeros((batch, steps, l.n_out), np.uint8) for l in model.layers]
+    out_mem = [np.zeros((batch, steps, l.n_out), np.int8) for l in model.layers]
+    u = [np.zeros((batch, l.n_out), np.int64) for l in model.layers]
+    for t in range(steps):
+        s = x[:, t, :]
+        for i, layer in enumerate(model.layers):
+            spike, u[i] = neuron_step(layer, u[i], layer.synaptic_input(s))
+            s = spike.astype(np.uint8)
+            out_spikes[i][:, t, :] = s
+            out_mem[i][:, t, :] = u[i]
+    return Trace(tuple(out_spikes), tuple(out_mem))
+
+
+def run_batched(model: IntModel, spikes: np.ndarray, batch_size: int = 2048, progress=None) -> Trace:
+    """`run` in chunks (bounded memory for large inputs); `progress(n)` is called after each chunk."""
+    x = check_input(model, spikes)
+    parts = []
+    for start in range(0, len(x), batch_size):
+        parts.append(run(model, x[start:start + batch_size]))
+        if progress:
+            progress(min(batch_size, len(x) - start))
+    if not parts:
+        return run(model, x)
+    return Trace(
+        tuple(np.concatenate([p.spikes[i] for p in parts]) for i in range(len(model.layers))),
+        tuple(np.concatenate([p.membranes[i] for p in parts]) for i in range(len(model.layers))),
+    )
