@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from mintaccel import __version__
 from mintaccel.errors import UserError
+
+
+#: Modules with a `register(subparsers)` function, each adding subcommands (one module per subsystem).
+PLUGINS: list[str] = []
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,16 +24,19 @@ def _json(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mintaccel import commands as c
     from model_export.datasets import DATASETS
     ap = _Parser(prog="mintaccel", description="Low-bit SNNs to verified, multiplier-less accelerators.")
     ap.add_argument("--version", action="version", version=f"mintaccel {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("demo", help="the main job on the shipped model: accuracy and memory (and more to come)")
+    p.set_defaults(func=c.cmd_demo)
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
     _json(p)
 
     p = sub.add_parser("train", help="quantization-aware training of a LIF network")
+    p.set_defaults(func=c.cmd_train)
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir", help="folder of MNIST IDX files (default ../shared/data/mnist-test)")
     p.add_argument("--hidden", type=int, nargs="*", default=[128], metavar="N", help="hidden layer sizes (default 128)")
@@ -53,15 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     _json(p)
 
     p = sub.add_parser("export", help="integer model file from a training checkpoint")
+    p.set_defaults(func=c.cmd_export)
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", required=True, metavar="MODEL")
     _json(p)
 
     p = sub.add_parser("info", help="what a model file holds: layers, formats, memory footprint")
+    p.set_defaults(func=c.cmd_info)
     p.add_argument("model")
     _json(p)
 
     p = sub.add_parser("encode", help="write a dataset's test part as input spikes (.npy uint8 [batch, T, inputs])")
+    p.set_defaults(func=c.cmd_encode)
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir")
     p.add_argument("--timesteps", "-T", type=int, default=8)
@@ -69,23 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="PATH", help="also write the labels (.npy uint8)")
 
     p = sub.add_parser("run", help="run the integer reference model on input spikes")
+    p.set_defaults(func=c.cmd_run)
     p.add_argument("model")
     p.add_argument("--input", help=".npy uint8 spikes [batch, T, inputs] (default: the dataset's test part)")
     p.add_argument("--labels", help=".npy labels for --input")
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir")
     _json(p)
+
+    # Later subsystems register their subcommands here: module.register(sub) adds a parser with func=.
+    for module in PLUGINS:
+        importlib.import_module(module).register(sub)
     return ap
 
 
 def main(argv=None) -> int:
-    from mintaccel import commands
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help()
             return 2
-        return getattr(commands, f"cmd_{args.command}")(args)
+        return args.func(args)
     except UserError as e:
         print(f"mintaccel: error: {e}", file=sys.stderr)
         return 2

@@ -37,10 +37,10 @@ def train_config(args):
         lr=args.lr, seed=args.seed, threads=args.threads)
 
 
-def _train_with_progress(cfg, label: str):
+def _train_with_progress(cfg, label: str, split):
     from model_export.train import train
     with report.progress(label, cfg.epochs) as advance:
-        return train(cfg, progress=lambda e, n, loss: advance(1, f"loss {loss:.3f}"))
+        return train(cfg, progress=lambda e, n, loss: advance(1, f"loss {loss:.3f}"), split=split)
 
 
 def _verified_export(result, meta: dict):
@@ -61,9 +61,16 @@ def cmd_train(args) -> int:
     from model_export.qat import LayerSpec
     from model_export.format import save_model
     from model_export.train import save_checkpoint
+    from model_export import datasets
     cfg = train_config(args)
-    report.err_console.print(f"training {cfg.dataset} with seed {cfg.seed}")
-    result = _train_with_progress(cfg, "train")
+    if args.export:
+        for i, spec in enumerate(cfg.layer_specs()):
+            if spec.is_float or not spec.membrane.isdigit():
+                raise UserError(f"cannot export: layer {i} is a float layer or uses {spec.membrane} membranes "
+                                "(integer models need quantized weights and membranes)")
+    split = datasets.load(cfg.dataset, cfg.data_dir)  # bad data fails before any output
+    report.err_console.print(f"training on {split.description}; seed {cfg.seed}")
+    result = _train_with_progress(cfg, "train", split)
     figures = {"config": cfg.to_json(), "split": result.split, "test_accuracy": result.test_accuracy,
                "train_accuracy": result.train_accuracy, "train_seconds": round(result.seconds, 2)}
     rows = [("data", result.split), ("test accuracy", report.percent(result.test_accuracy)),
@@ -71,7 +78,7 @@ def cmd_train(args) -> int:
             ("training time", f"{result.seconds:.1f} s ({cfg.threads} thread(s))")]
     if args.float_baseline:
         fcfg = dataclasses.replace(cfg, layers=(LayerSpec("float", "float"),), bias=cfg.bias)
-        base = _train_with_progress(fcfg, "float baseline")
+        base = _train_with_progress(fcfg, "float baseline", split)
         figures["float_baseline"] = {"test_accuracy": base.test_accuracy, "train_seconds": round(base.seconds, 2)}
         rows.append(("float SNN test accuracy", report.percent(base.test_accuracy)))
         rows.append(("float SNN training time", f"{base.seconds:.1f} s"))

@@ -55,9 +55,10 @@ def accuracy(net: QuantSNN, x: torch.Tensor, y: np.ndarray) -> float:
     return float((predict(net, x) == y).mean())
 
 
-def train(cfg: TrainConfig, progress=None) -> TrainResult:
+def train(cfg: TrainConfig, progress=None, split: datasets.Split | None = None) -> TrainResult:
     """Train a network as `cfg` says. `progress(epoch, epochs, loss)` is called after each epoch."""
-    split = datasets.load(cfg.dataset, cfg.data_dir, seed=datasets.DEFAULT_SEED)
+    if split is None:
+        split = datasets.load(cfg.dataset, cfg.data_dir, seed=datasets.DEFAULT_SEED)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     sizes = [split.n_inputs, *cfg.hidden, split.n_classes]

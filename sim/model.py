@@ -73,6 +73,8 @@ class WeightFormat:
     def parse(cls, text: str) -> "WeightFormat":
         """`uniform:2`, `binary`, `binary:1`, `pot:3`."""
         scheme, _, bits = text.partition(":")
+        if scheme not in WEIGHT_BITS:
+            raise ModelError(f"weight scheme must be one of {sorted(WEIGHT_BITS)}, not {scheme!r}")
         if not bits:
             if scheme != "binary":
                 raise ModelError(f"weight format {text!r} needs a bit width, e.g. {scheme}:2")

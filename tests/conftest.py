@@ -1,0 +1,50 @@
+"""Shared fixtures. Every random draw in the tests is seeded; the seed is in the test id or printed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.model import DenseLayer, IntModel, Leak, WeightFormat
+
+
+def random_layer(rng: np.random.Generator, n_in: int, n_out: int, fmt: WeightFormat, membrane_bits: int,
+                 reset: str = "hard", leak: Leak = Leak("shift", 1), bias_bits: int = 0,
+                 threshold: int | None = None) -> DenseLayer:
+    weight = rng.choice(fmt.levels(), size=(n_out, n_in))
+    bias = None
+    if bias_bits:
+        q = (1 << (bias_bits - 1)) - 1
+        bias = rng.integers(-q, q + 1, size=n_out)
+    if threshold is None:
+        threshold = int(rng.integers(1, max(2, fmt.max_magnitude * 4)))
+    return DenseLayer(weight=weight, weight_format=fmt, membrane_bits=membrane_bits, threshold=threshold,
+                      reset=reset, leak=leak, bias=bias, bias_bits=bias_bits)
+
+
+def random_model(seed: int, sizes=(12, 9, 5), timesteps: int = 6) -> IntModel:
+    """A random network drawing every arithmetic option from `seed`."""
+    rng = np.random.default_rng(seed)
+    formats = [WeightFormat(s, b) for s in ("uniform", "binary", "pot") for b in
+               {"uniform": (2, 3, 4, 8), "binary": (1,), "pot": (2, 3, 4)}[s]]
+    leaks = [Leak("none"), Leak("shift", 1), Leak("shift", 2), Leak("decay", 1), Leak("decay", 3)]
+    layers = []
+    for a, b in zip(sizes, sizes[1:]):
+        layers.append(random_layer(
+            rng, a, b, formats[rng.integers(len(formats))], int(rng.choice([2, 3, 4, 8])),
+            reset=str(rng.choice(["hard", "soft"])), leak=leaks[rng.integers(len(leaks))],
+            bias_bits=int(rng.choice([0, 0, 4]))))
+    return IntModel(tuple(layers), timesteps)
+
+
+def random_spikes(seed: int, batch: int, timesteps: int, n: int, density: float | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.05, 0.9) if density is None else density
+    return (rng.random((batch, timesteps, n)) < p).astype(np.uint8)
+
+
+@pytest.fixture
+def shipped_model():
+    from mintaccel.commands import shipped_model_path
+    from model_export.format import load_model
+    return load_model(shipped_model_path())

@@ -1,0 +1,112 @@
+"""The console command as a user meets it: figures, --json twins, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mintaccel.commands import shipped_model_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def mintaccel(*args, cwd=None):
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run([sys.executable, "-m", "mintaccel.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or ROOT, env=env, timeout=600)
+
+
+def assert_one_line_error(result, match):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mintaccel: error:"), result.stderr
+    assert match in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_prints_and_writes_json(tmp_path):
+    r = mintaccel("demo", "--json", tmp_path / "demo.json")
+    assert r.returncode == 0, r.stderr
+    assert "quantized accuracy" in r.stdout and "93.75%" in r.stdout
+    d = json.loads((tmp_path / "demo.json").read_text())
+    assert d["samples"] == 360 and d["quantized_accuracy"] > 0.9
+    assert d["footprint_bits"]["reduction"] >= 0.9375
+
+
+def test_info_json(tmp_path):
+    r = mintaccel("info", shipped_model_path(), "--json", tmp_path / "i.json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "i.json").read_text())
+    assert [l["outputs"] for l in d["layers"]] == [128, 10]
+    assert d["layers"][0]["weight"] == "uniform:2" and d["timesteps"] == 8
+
+
+def test_train_export_info_run(tmp_path):
+    ckpt, model = tmp_path / "c.pt", tmp_path / "m.npz"
+    r = mintaccel("train", "--epochs", "3", "--hidden", "32", "--weights", "pot:3", "--membrane", "3",
+                  "-o", ckpt, "--export", model, "--json", tmp_path / "t.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "t.json").read_text())["test_accuracy"] > 0.3
+    r = mintaccel("export", ckpt, "-o", tmp_path / "m2.npz")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "m2.npz").read_bytes()[:2] == b"PK"
+    spikes = tmp_path / "x.npy"
+    r = mintaccel("encode", "-T", "8", "-o", spikes, "--labels", tmp_path / "y.npy")
+    assert r.returncode == 0, r.stderr
+    assert np.load(spikes).shape == (360, 8, 64)
+    r = mintaccel("run", model, "--input", spikes, "--labels", tmp_path / "y.npy", "--json", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["samples"] == 360 and 0.3 < d["accuracy"] <= 1
+
+
+def test_bad_inputs_give_one_line(tmp_path):
+    assert_one_line_error(mintaccel("info", tmp_path / "absent.npz"), "no such model file")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04junk")
+    assert_one_line_error(mintaccel("info", tmp_path / "junk.npz"), "not a readable mintaccel model file")
+    assert_one_line_error(mintaccel("train", "--weights", "uniform:5"), "uniform weights support bits")
+    assert_one_line_error(mintaccel("train", "--membrane", "7"), "membrane '7'")
+    assert_one_line_error(mintaccel("train", "--leak", "decay:0"), "1..15")
+    assert_one_line_error(mintaccel("nonsense"), "invalid choice")
+    assert_one_line_error(mintaccel("train", "--dataset", "mnist", "--data-dir", tmp_path), "no t10k-images")
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 3, 4), np.uint8))
+    assert_one_line_error(mintaccel("run", shipped_model_path(), "--input", tmp_path / "wrong.npy"), "shaped")
+    (tmp_path / "ckpt.pt").write_bytes(b"not torch")
+    assert_one_line_error(mintaccel("export", tmp_path / "ckpt.pt", "-o", tmp_path / "o.npz"), "not a readable")
+
+
+def test_no_half_written_output(tmp_path):
+    """A failing export leaves nothing behind; a missing output folder is a clear error."""
+    (tmp_path / "ckpt.pt").write_bytes(b"not torch")
+    mintaccel("export", tmp_path / "ckpt.pt", "-o", tmp_path / "o.npz")
+    assert not (tmp_path / "o.npz").exists()
+    assert_one_line_error(mintaccel("info", shipped_model_path(), "--json", tmp_path / "no" / "x.json"),
+                          "does not exist")
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_float_model_cannot_be_exported(tmp_path):
+    r = mintaccel("train", "--epochs", "1", "--hidden", "8", "--weights", "float", "--membrane", "float",
+                  "--export", tmp_path / "m.npz")
+    assert_one_line_error(r, "cannot export: layer 0 is a float layer")
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.slow
+def test_mnist_784_128_10(tmp_path):
+    """Issue 2's MNIST figures: float and 2/2-bit on the shared t10k split (8000 / 2000, seed 0)."""
+    from model_export.datasets import SHARED_MNIST
+    if not SHARED_MNIST.is_dir():
+        pytest.skip(f"MNIST test split not found at {SHARED_MNIST}")
+    r = mintaccel("train", "--dataset", "mnist", "--float-baseline", "--threads", "2",
+                  "--export", tmp_path / "mnist.npz", "--json", tmp_path / "m.json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "m.json").read_text())
+    print(json.dumps(d, indent=1))
+    assert d["test_accuracy"] > 0.9 and d["float_baseline"]["test_accuracy"] > 0.9
