@@ -1,0 +1,169 @@
+"""The accelerator's build parameters (docs/microarchitecture.md), and how a model is laid out in it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mintaccel.errors import UserError
+from sim.model import IntModel, WeightFormat, narrow_max
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def weight_max_for_bits(bits: int) -> int:
+    """Largest |weight| of any format whose storage fits in `bits` bits."""
+    return max(WeightFormat(s, b).max_magnitude
+               for s, bs in (("uniform", (2, 3, 4, 8)), ("binary", (1,)), ("pot", (2, 3, 4)))
+               for b in bs if b <= bits)
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    n_pe: int = 8
+    """Processing elements: neurons updated in parallel, and bits per spike word."""
+    max_layers: int = 4
+    """Layer register sets."""
+    max_inputs: int = 1024
+    """Largest n_in of a layer (event memory depth)."""
+    max_neurons: int = 256
+    """Largest n_out of a layer (spike buffer bits)."""
+    max_timesteps: int = 255
+    """Largest T."""
+    weight_bits: int = 2
+    """Storage bits per weight lane: the widest weight format this build runs."""
+    membrane_bits: int = 2
+    """Storage bits per membrane lane: the widest membrane format this build runs."""
+    bias_bits: int = 0
+    """Storage bits per bias lane; 0 builds no bias memory."""
+    weight_depth: int = 2048
+    """Words per weight bank (one bank per PE)."""
+    membrane_depth: int = 64
+    """Membrane (and bias) words: neuron groups summed over all layers."""
+    acc_bits: int = 0
+    """Accumulator width in bits; 0 derives the smallest width no accepted layer can overflow."""
+
+    def __post_init__(self):
+        checks = [
+            (1 <= self.n_pe <= 64, "n_pe must be in 1..64"),
+            (1 <= self.max_layers <= 15, "max_layers must be in 1..15"),
+            (2 <= self.max_inputs <= 65536, "max_inputs must be in 2..65536"),
+            (1 <= self.max_neurons <= 65536, "max_neurons must be in 1..65536"),
+            (1 <= self.max_timesteps <= 4096, "max_timesteps must be in 1..4096"),
+            (1 <= self.weight_bits <= 8, "weight_bits must be in 1..8"),
+            (self.membrane_bits in (2, 3, 4, 8), "membrane_bits must be 2, 3, 4 or 8"),
+            (self.bias_bits == 0 or 2 <= self.bias_bits <= 16, "bias_bits must be 0 or 2..16"),
+            (1 <= self.weight_depth <= 65536, "weight_depth must be in 1..65536"),
+            (1 <= self.membrane_depth <= 65536, "membrane_depth must be in 1..65536"),
+            (self.max_neurons % self.n_pe == 0, "max_neurons must be a multiple of n_pe"),
+            (self.acc_bits == 0 or self.acc_bits >= self.min_acc_bits,
+             f"acc_bits must be 0 (derived) or at least {self.min_acc_bits}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"hardware config: {message}")
+
+    @property
+    def min_acc_bits(self) -> int:
+        """docs/arithmetic.md section 3 for the largest layer this build accepts (threshold included)."""
+        bias = narrow_max(self.bias_bits) if self.bias_bits else 0
+        bound = narrow_max(self.membrane_bits) + self.max_inputs * weight_max_for_bits(self.weight_bits) + bias
+        return bound.bit_length() + 1
+
+    @property
+    def accumulator_bits(self) -> int:
+        return self.acc_bits or self.min_acc_bits
+
+    @property
+    def threshold_max(self) -> int:
+        return (1 << (self.accumulator_bits - 1)) - 1
+
+    @property
+    def index_bits(self) -> int:
+        """Bits of an input index (event memory word)."""
+        return max(1, (self.max_inputs - 1).bit_length())
+
+    @property
+    def spike_words(self) -> int:
+        return self.max_neurons // self.n_pe
+
+    @classmethod
+    def for_model(cls, model: IntModel, n_pe: int = 8, **overrides) -> "HwConfig":
+        """The smallest build of the default shape that runs `model`."""
+        need = layout(model, n_pe)
+        fields = dict(
+            n_pe=n_pe,
+            max_layers=max(len(model.layers), 1),
+            max_inputs=max(2, max(l.n_in for l in model.layers)),
+            max_neurons=ceil_div(max(l.n_out for l in model.layers), n_pe) * n_pe,
+            max_timesteps=max(model.timesteps, 1),
+            weight_bits=max(l.weight_format.bits for l in model.layers),
+            membrane_bits=max(l.membrane_bits for l in model.layers),
+            bias_bits=max((l.bias_bits for l in model.layers), default=0),
+            weight_depth=max(1, need.weight_words),
+            membrane_depth=max(1, need.groups),
+        )
+        fields.update(overrides)
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class LayerPlacement:
+    weight_base: int
+    """First weight-bank address of the layer."""
+    membrane_base: int
+    """First membrane / bias word of the layer."""
+    groups: int
+    """Neuron groups G = ceil(n_out / n_pe)."""
+    words: int
+    """Input spike words W = ceil(n_in / n_pe)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    layers: tuple[LayerPlacement, ...]
+    weight_words: int
+    """Weight-bank words used."""
+    groups: int
+    """Membrane words used."""
+
+
+def layout(model: IntModel, n_pe: int) -> Layout:
+    """Where each layer lives in the memories (docs/microarchitecture.md, 'Memories and their layout')."""
+    placements, wbase, mbase = [], 0, 0
+    for layer in model.layers:
+        g = ceil_div(layer.n_out, n_pe)
+        placements.append(LayerPlacement(wbase, mbase, g, ceil_div(layer.n_in, n_pe)))
+        wbase += g * layer.n_in
+        mbase += g
+    return Layout(tuple(placements), wbase, mbase)
+
+
+def check_fits(model: IntModel, cfg: HwConfig) -> None:
+    """Refuse, with one line saying what does not fit, a model this build cannot run."""
+    lay = layout(model, cfg.n_pe)
+    problems = []
+    if len(model.layers) > cfg.max_layers:
+        problems.append(f"{len(model.layers)} layers > max_layers {cfg.max_layers}")
+    if model.timesteps > cfg.max_timesteps:
+        problems.append(f"T = {model.timesteps} > max_timesteps {cfg.max_timesteps}")
+    for i, layer in enumerate(model.layers):
+        if layer.n_in > cfg.max_inputs:
+            problems.append(f"layer {i} has {layer.n_in} inputs > max_inputs {cfg.max_inputs}")
+        if layer.n_out > cfg.max_neurons:
+            problems.append(f"layer {i} has {layer.n_out} neurons > max_neurons {cfg.max_neurons}")
+        if layer.weight_format.bits > cfg.weight_bits:
+            problems.append(f"layer {i} weights {layer.weight_format} need {layer.weight_format.bits} bits > weight_bits {cfg.weight_bits}")
+        if layer.membrane_bits > cfg.membrane_bits:
+            problems.append(f"layer {i} membranes need {layer.membrane_bits} bits > membrane_bits {cfg.membrane_bits}")
+        if layer.bias is not None and layer.bias_bits > cfg.bias_bits:
+            problems.append(f"layer {i} bias needs {layer.bias_bits} bits > bias_bits {cfg.bias_bits}")
+        if layer.threshold > cfg.threshold_max:
+            problems.append(f"layer {i} threshold {layer.threshold} > {cfg.threshold_max} ({cfg.accumulator_bits}-bit accumulator)")
+    if lay.weight_words > cfg.weight_depth:
+        problems.append(f"weights need {lay.weight_words} words per bank > weight_depth {cfg.weight_depth}")
+    if lay.groups > cfg.membrane_depth:
+        problems.append(f"membranes need {lay.groups} words > membrane_depth {cfg.membrane_depth}")
+    if problems:
+        raise UserError("model does not fit the hardware: " + "; ".join(problems))
