@@ -1,0 +1,153 @@
+"""The controller: sequences time steps x layers x neuron groups (docs/microarchitecture.md).
+
+Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
+weight address -> N_PE weights -> accumulate, a two-stage pipeline), FIRE (threshold units, write
+back). Every phase's cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import HwConfig
+from hw.registers import layer_layout
+
+
+class Controller(wiring.Component):
+    def __init__(self, cfg: HwConfig):
+        self.cfg = cfg
+        abits = lambda depth: max(1, (depth - 1).bit_length())  # noqa: E731
+        count_bits = cfg.max_inputs.bit_length()
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "n_layers": In(range(cfg.max_layers + 1)),
+            "timesteps": In(range(cfg.max_timesteps + 1)),
+            "layer": Out(range(cfg.max_layers)),
+            "regs": In(layer_layout(cfg)),
+            "step": Out(range(cfg.max_timesteps)),
+            "group": Out(range(cfg.spike_words)),
+            "first_step": Out(1),
+            # spike encoder
+            "enc_start": Out(1),
+            "enc_finish": In(1),
+            "enc_stall": In(1),
+            "enc_count": In(count_bits),
+            "from_host": Out(1),
+            # event memory read (sync)
+            "ev_raddr": Out(cfg.index_bits),
+            "ev_ren": Out(1),
+            "ev_rdata": In(cfg.index_bits),
+            # weight memory read (sync)
+            "w_raddr": Out(abits(cfg.weight_depth)),
+            "w_ren": Out(1),
+            # membrane and bias memories: read at START, membrane written at FIRE
+            "m_addr": Out(abits(cfg.membrane_depth)),
+            "m_ren": Out(1),
+            "m_wen": Out(1),
+            # PE array and threshold units
+            "pe_load": Out(1),
+            "pe_enable": Out(1),
+            "fire": Out(1),
+            "lanes": Out(cfg.n_pe),
+            # output of the last layer's spike words
+            "out_addr": Out(range(cfg.spike_words)),
+            "spikes_out": Out(stream.Signature(cfg.n_pe)),
+            "out_data": In(cfg.n_pe),
+            "cycles": Out(32),
+            "stall_cycles": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        regs = self.regs
+        issued = Signal(range(cfg.max_inputs + 1))  # event reads issued in this group
+        s1 = Signal()  # event data valid (weight read issued)
+        s2 = Signal()  # weight data valid (accumulate)
+        first = Signal()  # first ACC cycle of a group: load the accumulators with the biases
+        wbase = Signal.like(self.w_raddr)
+        remaining = Signal(range(cfg.max_neurons + 1))  # neurons of this group and later ones
+        last_group = remaining <= cfg.n_pe
+
+        m.d.comb += [
+            self.first_step.eq(self.step == 0),
+            self.w_raddr.eq(wbase + self.ev_rdata),
+            self.w_ren.eq(s1),
+            self.pe_enable.eq(s2),
+            self.spikes_out.payload.eq(self.out_data),
+        ]
+        for i in range(cfg.n_pe):
+            m.d.comb += self.lanes[i].eq(remaining > i)
+        m.d.sync += [s2.eq(s1), s1.eq(0)]
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        def issue_event():
+            """Issue the next event-memory read if any is left; returns whether one was issued."""
+            more = issued < self.enc_count
+            m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more)]
+            with m.If(more):
+                m.d.sync += [issued.eq(issued + 1), s1.eq(1)]
+            return more
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [self.cycles.eq(1), self.stall_cycles.eq(0), self.step.eq(0), self.layer.eq(0)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.comb += [self.busy.eq(1), self.enc_start.eq(1)]
+                m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
+                             remaining.eq(regs.n_out), self.group.eq(0)]
+                m.next = "ENCODE"
+            with m.State("ENCODE"):
+                m.d.comb += [self.busy.eq(1), self.from_host.eq(self.layer == 0)]
+                with m.If(self.enc_stall):
+                    m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
+                with m.If(self.enc_finish):
+                    m.next = "START"
+            with m.State("START"):
+                m.d.comb += [self.busy.eq(1), self.m_ren.eq(1)]
+                m.d.sync += [issued.eq(0), first.eq(1)]
+                m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
+                with m.If(self.enc_count != 0):
+                    m.d.sync += [issued.eq(1), s1.eq(1)]
+                m.next = "ACC"
+            with m.State("ACC"):
+                m.d.comb += [self.busy.eq(1), self.pe_load.eq(first)]
+                m.d.sync += first.eq(0)
+                more = issue_event()
+                with m.If(~more & ~s1):
+                    m.next = "FIRE"
+            with m.State("FIRE"):
+                m.d.comb += [self.busy.eq(1), self.fire.eq(1), self.m_wen.eq(1)]
+                m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
+                             wbase.eq(wbase + regs.n_in), remaining.eq(remaining - cfg.n_pe)]
+                with m.If(~last_group):
+                    m.next = "START"
+                with m.Elif(self.layer + 1 < self.n_layers):
+                    m.d.sync += self.layer.eq(self.layer + 1)
+                    m.next = "SETUP"
+                with m.Else():
+                    m.d.sync += self.out_addr.eq(0)
+                    m.next = "OUTPUT"
+            with m.State("OUTPUT"):
+                m.d.comb += [self.busy.eq(1), self.spikes_out.valid.eq(1)]
+                with m.If(self.spikes_out.ready):
+                    m.d.sync += self.out_addr.eq(self.out_addr + 1)
+                    with m.If(self.out_addr + 1 == self.group):
+                        with m.If(self.step + 1 == self.timesteps):
+                            m.next = "DONE"
+                        with m.Else():
+                            m.d.sync += [self.step.eq(self.step + 1), self.layer.eq(0)]
+                            m.next = "SETUP"
+                with m.Else():
+                    m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
+            with m.State("DONE"):
+                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
+                m.next = "IDLE"
+        return m

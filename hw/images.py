@@ -1,0 +1,79 @@
+"""Memory images of a model: packed weight-bank words and bias words (docs/microarchitecture.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hw.config import HwConfig, layout
+from sim.model import IntModel, WeightFormat
+
+
+def weight_code(values: np.ndarray, fmt: WeightFormat) -> np.ndarray:
+    """Storage codes of integer weights: two's complement (uniform), 0/1 for -1/+1 (binary),
+    sign bit + magnitude code (pot)."""
+    v = np.asarray(values, np.int64)
+    b = fmt.bits
+    if fmt.scheme == "uniform":
+        return v & ((1 << b) - 1)
+    if fmt.scheme == "binary":
+        return (v > 0).astype(np.int64)
+    mag = np.abs(v)
+    code = np.zeros_like(v)
+    nz = mag > 0
+    code[nz] = np.log2(mag[nz]).astype(np.int64) + 1
+    return code | ((v < 0).astype(np.int64) << (b - 1))
+
+
+def weight_banks(model: IntModel, cfg: HwConfig) -> np.ndarray:
+    """Codes per bank: int64 [n_pe, weight_depth]. Bank i, address base + g*n_in + j holds the weight
+    of neuron g*n_pe + i, input j. Unused words are 0."""
+    banks = np.zeros((cfg.n_pe, cfg.weight_depth), np.int64)
+    for layer, place in zip(model.layers, layout(model, cfg.n_pe).layers):
+        codes = weight_code(layer.weight, layer.weight_format)
+        for g in range(place.groups):
+            for i in range(cfg.n_pe):
+                n = g * cfg.n_pe + i
+                if n < layer.n_out:
+                    start = place.weight_base + g * layer.n_in
+                    banks[i, start:start + layer.n_in] = codes[n]
+    return banks
+
+
+def pack_lanes(lanes: np.ndarray, lane_bits: int) -> int:
+    """Pack lane values (two's complement, lane 0 in the low bits) into one integer word."""
+    word = 0
+    for i, v in enumerate(lanes):
+        word |= (int(v) & ((1 << lane_bits) - 1)) << (i * lane_bits)
+    return word
+
+
+def bias_words(model: IntModel, cfg: HwConfig) -> list[int]:
+    """Packed bias words, one per neuron group over all layers (0 for layers without bias)."""
+    words = [0] * cfg.membrane_depth
+    if not cfg.bias_bits:
+        return words
+    for layer, place in zip(model.layers, layout(model, cfg.n_pe).layers):
+        if layer.bias is None:
+            continue
+        padded = np.zeros(place.groups * cfg.n_pe, np.int64)
+        padded[:layer.n_out] = layer.bias
+        for g in range(place.groups):
+            words[place.membrane_base + g] = pack_lanes(padded[g * cfg.n_pe:(g + 1) * cfg.n_pe], cfg.bias_bits)
+    return words
+
+
+def unpack_lanes(word: int, lanes: int, lane_bits: int) -> list[int]:
+    """Inverse of pack_lanes, sign-extending each lane."""
+    out = []
+    for i in range(lanes):
+        v = (word >> (i * lane_bits)) & ((1 << lane_bits) - 1)
+        out.append(v - (1 << lane_bits) if v >> (lane_bits - 1) else v)
+    return out
+
+
+def spike_words(spikes: np.ndarray, n_pe: int) -> list[int]:
+    """One step's spike vector (0/1) as n_pe-bit words, bit i of word w = spike w*n_pe + i."""
+    words = []
+    for w in range(0, len(spikes), n_pe):
+        words.append(sum(int(b) << i for i, b in enumerate(spikes[w:w + n_pe])))
+    return words

@@ -1,0 +1,44 @@
+"""N_PE processing elements fed by the N_PE weight banks, one neuron each."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.processing_element import ProcessingElement
+
+
+class PEArray(wiring.Component):
+    def __init__(self, n_pe: int, weight_bits: int, acc_bits: int, bias_bits: int = 0):
+        if n_pe < 1:
+            raise ValueError("n_pe must be at least 1")
+        self.n_pe, self.weight_bits, self.acc_bits, self.bias_bits = n_pe, weight_bits, acc_bits, bias_bits
+        super().__init__({
+            "codes": In(n_pe * weight_bits),
+            "biases": In(max(1, n_pe * bias_bits)),
+            "bias_enable": In(1),
+            "scheme": In(2),
+            "bits": In(4),
+            "load": In(1),
+            "enable": In(1),
+            "accs": Out(data.ArrayLayout(signed(acc_bits), n_pe)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        wb, bb = self.weight_bits, self.bias_bits
+        for i in range(self.n_pe):
+            pe = m.submodules[f"pe{i}"] = ProcessingElement(wb, self.acc_bits)
+            bias = self.biases[i * bb:(i + 1) * bb].as_signed() if bb else 0
+            m.d.comb += [
+                pe.code.eq(self.codes[i * wb:(i + 1) * wb]),
+                pe.scheme.eq(self.scheme), pe.bits.eq(self.bits),
+                pe.load.eq(self.load), pe.enable.eq(self.enable),
+                pe.init.eq(bias),
+                self.accs[i].eq(pe.acc),
+            ]
+            if bb:
+                with m.If(~self.bias_enable):
+                    m.d.comb += pe.init.eq(0)
+        return m

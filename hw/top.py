@@ -1,0 +1,121 @@
+"""The accelerator: composes the blocks of docs/microarchitecture.md and does nothing else."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import HwConfig, check_fits
+from hw.controller import Controller
+from hw.host_interface import HostInterface, load_layout
+from hw.images import bias_words, weight_banks
+from hw.membrane_memory import MembraneMemory
+from hw.pe_array import PEArray
+from hw.registers import layer_values
+from hw.spike_encoder import SpikeEncoder
+from hw.threshold_unit import ThresholdUnit
+from hw.weight_memory import WeightMemory
+from sim.model import IntModel
+
+
+def trace_layout(cfg: HwConfig) -> data.StructLayout:
+    return data.StructLayout({
+        "valid": 1, "step": range(cfg.max_timesteps), "layer": range(cfg.max_layers),
+        "group": range(cfg.spike_words), "spikes": cfg.n_pe, "membranes": cfg.n_pe * cfg.membrane_bits,
+    })
+
+
+class Accelerator(wiring.Component):
+    def __init__(self, cfg: HwConfig, model: IntModel | None = None):
+        """With `model`, registers and memories start with the model loaded (see hw.registers)."""
+        if model is not None:
+            check_fits(model, cfg)
+        self.cfg, self.model = cfg, model
+        super().__init__({
+            "load": In(stream.Signature(load_layout(cfg))),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "spikes_in": In(stream.Signature(cfg.n_pe)),
+            "spikes_out": Out(stream.Signature(cfg.n_pe)),
+            "cycles": Out(32),
+            "stall_cycles": Out(32),
+            "trace": Out(trace_layout(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, model = self.cfg, self.model
+        mb, n = cfg.membrane_bits, cfg.n_pe
+        m.submodules.host = host = HostInterface(
+            cfg, layer_values(model, cfg) if model else None,
+            len(model.layers) if model else 0, model.timesteps if model else 0)
+        m.submodules.controller = ctrl = Controller(cfg)
+        m.submodules.encoder = enc = SpikeEncoder(n, cfg.max_inputs)
+        m.submodules.pe_array = pes = PEArray(n, cfg.weight_bits, cfg.accumulator_bits, cfg.bias_bits)
+        m.submodules.weights = wmem = WeightMemory(
+            n, cfg.weight_bits, cfg.weight_depth, weight_banks(model, cfg).tolist() if model else None)
+        m.submodules.membranes = mmem = MembraneMemory(n, mb, cfg.membrane_depth)
+        m.submodules.events = evmem = memory.Memory(shape=cfg.index_bits, depth=cfg.max_inputs, init=[])
+        m.submodules.spike_buffer = sbuf = memory.Memory(shape=n, depth=cfg.spike_words, init=[])
+        regs = host.layers[ctrl.layer]
+
+        wiring.connect(m, wiring.flipped(self.load), host.load)
+        wiring.connect(m, ctrl.spikes_out, wiring.flipped(self.spikes_out))
+        m.d.comb += [
+            host.busy.eq(ctrl.busy),
+            ctrl.start.eq(self.start), self.busy.eq(ctrl.busy), self.done.eq(ctrl.done),
+            self.cycles.eq(ctrl.cycles), self.stall_cycles.eq(ctrl.stall_cycles),
+            ctrl.n_layers.eq(host.n_layers), ctrl.timesteps.eq(host.timesteps), ctrl.regs.eq(regs),
+            wmem.waddr.eq(host.w_waddr), wmem.wdata.eq(host.w_wdata), wmem.wen.eq(host.w_wen),
+        ]
+
+        # spike encoder: host words for layer 0, the spike buffer for the others -> event memory
+        enc_rd, out_rd = sbuf.read_port(domain="comb"), sbuf.read_port(domain="comb")
+        ev_wr, ev_rd = evmem.write_port(), evmem.read_port()
+        m.d.comb += [
+            enc.start.eq(ctrl.enc_start), enc.n_in.eq(regs.n_in),
+            ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
+            enc_rd.addr.eq(enc.word_index),
+            enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
+            enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, enc_rd.data)),
+            self.spikes_in.ready.eq(enc.words.ready & ctrl.from_host),
+            ev_wr.addr.eq(enc.event_count), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid),
+            ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
+        ]
+
+        # event index -> weight banks -> PE array
+        m.d.comb += [
+            wmem.raddr.eq(ctrl.w_raddr), wmem.ren.eq(ctrl.w_ren),
+            pes.codes.eq(wmem.rdata), pes.scheme.eq(regs.weight_scheme), pes.bits.eq(regs.weight_bits),
+            pes.load.eq(ctrl.pe_load), pes.enable.eq(ctrl.pe_enable), pes.bias_enable.eq(regs.bias_enable),
+            mmem.raddr.eq(ctrl.m_addr), mmem.ren.eq(ctrl.m_ren), mmem.waddr.eq(ctrl.m_addr), mmem.wen.eq(ctrl.m_wen),
+        ]
+        if cfg.bias_bits:
+            m.submodules.biases = bmem = MembraneMemory(
+                n, cfg.bias_bits, cfg.membrane_depth, bias_words(model, cfg) if model else None)
+            m.d.comb += [bmem.raddr.eq(ctrl.m_addr), bmem.ren.eq(ctrl.m_ren), pes.biases.eq(bmem.rdata),
+                         bmem.waddr.eq(host.b_waddr), bmem.wdata.eq(host.b_wdata), bmem.wen.eq(host.b_wen)]
+
+        # threshold unit per lane -> membrane write-back and spike buffer
+        units = []
+        for i in range(n):
+            tu = m.submodules[f"threshold{i}"] = ThresholdUnit(mb, cfg.accumulator_bits)
+            units.append(tu)
+            m.d.comb += [
+                tu.u.eq(Mux(ctrl.first_step, 0, mmem.rdata[i * mb:(i + 1) * mb].as_signed())),
+                tu.acc.eq(pes.accs[i]), tu.threshold.eq(regs.threshold), tu.soft.eq(regs.reset),
+                tu.leak_kind.eq(regs.leak_kind), tu.leak_k.eq(regs.leak_k), tu.membrane_max.eq(regs.membrane_max),
+                tu.valid.eq(ctrl.lanes[i]),
+            ]
+        spikes, membranes = Cat(*(u.spike for u in units)), Cat(*(u.u_next for u in units))
+        sb_wr = sbuf.write_port()
+        m.d.comb += [
+            mmem.wdata.eq(membranes),
+            sb_wr.addr.eq(ctrl.group), sb_wr.data.eq(spikes), sb_wr.en.eq(ctrl.fire),
+            out_rd.addr.eq(ctrl.out_addr), ctrl.out_data.eq(out_rd.data),
+            self.trace.valid.eq(ctrl.fire), self.trace.step.eq(ctrl.step), self.trace.layer.eq(ctrl.layer),
+            self.trace.group.eq(ctrl.group), self.trace.spikes.eq(spikes), self.trace.membranes.eq(membranes),
+        ]
+        return m

@@ -1,0 +1,117 @@
+"""Drive the whole accelerator in amaranth.sim through its host interface; collect every FIRE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from hw.config import HwConfig, layout
+from hw.images import bias_words, spike_words, unpack_lanes, weight_banks
+from hw.registers import register_writes
+from hw.top import Accelerator
+from sim.model import IntModel
+
+
+@dataclass
+class RunResult:
+    spikes: list = field(default_factory=list)
+    """Per layer: uint8 [T, n_out]."""
+    membranes: list = field(default_factory=list)
+    """Per layer: int [T, n_out] (values written back)."""
+    outputs: list = field(default_factory=list)
+    """spikes_out words in order."""
+    cycles: int = 0
+    stall_cycles: int = 0
+
+
+def load_sequence(model: IntModel, cfg: HwConfig) -> list[tuple[int, int, int]]:
+    """(space, addr, data) writes that load `model` at run time."""
+    seq = [(0, a, v) for a, v in register_writes(model, cfg)]
+    banks = weight_banks(model, cfg)
+    wb = cfg.weight_bits
+    for addr in range(layout(model, cfg.n_pe).weight_words):
+        seq.append((1, addr, sum(int(banks[i, addr]) << (i * wb) for i in range(cfg.n_pe))))
+    if cfg.bias_bits:
+        for addr, word in enumerate(bias_words(model, cfg)):
+            seq.append((2, addr, word))
+    return seq
+
+
+def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload: bool = True,
+                    input_gaps=None, output_stalls=None, vcd: str | None = None) -> list[RunResult]:
+    """Run each sample [T, inputs]; `preload` builds the memories initialised from the model,
+    otherwise the model is loaded through the `load` stream first. `input_gaps(cycle)` /
+    `output_stalls(cycle)` return True to hold valid / ready low in that cycle."""
+    dut = Accelerator(cfg, model if preload else None)
+    results = []
+
+    async def testbench(ctx):
+        if not preload:
+            for space, addr, value in load_sequence(model, cfg):
+                ctx.set(dut.load.valid, 1)
+                ctx.set(dut.load.payload, {"space": space, "addr": addr, "data": value})
+                await ctx.tick()
+            ctx.set(dut.load.valid, 0)
+        for sample in samples:
+            res = RunResult(
+                spikes=[np.zeros((model.timesteps, l.n_out), np.uint8) for l in model.layers],
+                membranes=[np.zeros((model.timesteps, l.n_out), np.int64) for l in model.layers])
+            words = [w for t in range(model.timesteps) for w in spike_words(sample[t], cfg.n_pe)]
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycle = 0
+            while True:
+                cycle += 1
+                gap = input_gaps(cycle) if input_gaps else False
+                ctx.set(dut.spikes_in.valid, bool(words) and not gap)
+                ctx.set(dut.spikes_in.payload, words[0] if words else 0)
+                stall = output_stalls(cycle) if output_stalls else False
+                ctx.set(dut.spikes_out.ready, not stall)
+                if ctx.get(dut.spikes_in.valid) and ctx.get(dut.spikes_in.ready):
+                    words.pop(0)
+                if ctx.get(dut.spikes_out.valid) and not stall:
+                    res.outputs.append(ctx.get(dut.spikes_out.payload))
+                tr = ctx.get(dut.trace)
+                if tr.valid:
+                    l, g, t = tr.layer, tr.group, tr.step
+                    n_out = model.layers[l].n_out
+                    lanes = range(g * cfg.n_pe, min((g + 1) * cfg.n_pe, n_out))
+                    mem = unpack_lanes(tr.membranes, cfg.n_pe, cfg.membrane_bits)
+                    for i, neuron in enumerate(lanes):
+                        res.spikes[l][t, neuron] = (tr.spikes >> i) & 1
+                        res.membranes[l][t, neuron] = mem[i]
+                done = ctx.get(dut.done)
+                await ctx.tick()
+                if done:
+                    break
+            res.cycles, res.stall_cycles = ctx.get(dut.cycles), ctx.get(dut.stall_cycles)
+            assert not words, "accelerator finished without consuming every input word"
+            results.append(res)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return results
+
+
+def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray) -> int:
+    """docs/microarchitecture.md's cycle formula, written out independently for one sample."""
+    from sim.reference import run
+    trace = run(model, sample[None])
+    lay = layout(model, n_pe)
+    total = 2
+    for t in range(model.timesteps):
+        total += lay.layers[-1].groups
+        for l, place in enumerate(lay.layers):
+            inputs = sample[t] if l == 0 else trace.spikes[l - 1][0, t]
+            e = int(inputs.sum())
+            total += 1 + place.words + e + place.groups * (e + 3)
+    return total
