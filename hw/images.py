@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw.config import HwConfig, layout
+from hw.registers import register_writes
 from sim.model import IntModel, WeightFormat
 
 
@@ -77,3 +78,16 @@ def spike_words(spikes: np.ndarray, n_pe: int) -> list[int]:
     for w in range(0, len(spikes), n_pe):
         words.append(sum(int(b) << i for i, b in enumerate(spikes[w:w + n_pe])))
     return words
+
+
+def load_sequence(model: IntModel, cfg: HwConfig) -> list[tuple[int, int, int]]:
+    """(space, addr, data) writes that load `model` through the host interface at run time."""
+    seq = [(0, a, v) for a, v in register_writes(model, cfg)]
+    banks = weight_banks(model, cfg)
+    wb = cfg.weight_bits
+    for addr in range(layout(model, cfg.n_pe).weight_words):
+        seq.append((1, addr, sum(int(banks[i, addr]) << (i * wb) for i in range(cfg.n_pe))))
+    if cfg.bias_bits:
+        for addr, word in enumerate(bias_words(model, cfg)):
+            seq.append((2, addr, word))
+    return seq

@@ -11,7 +11,10 @@ from mintaccel.errors import UserError
 
 
 #: Modules with a `register(subparsers)` function, each adding subcommands (one module per subsystem).
-PLUGINS: list[str] = []
+PLUGINS: list[str] = [
+    "mintaccel.cmd_generate",
+    "mintaccel.cmd_nir",
+]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,8 +8,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from hw.config import HwConfig, layout
-from hw.images import bias_words, spike_words, unpack_lanes, weight_banks
-from hw.registers import register_writes
+from hw.images import load_sequence, spike_words, unpack_lanes
 from hw.top import Accelerator
 from sim.model import IntModel
 
@@ -24,19 +23,6 @@ class RunResult:
     """spikes_out words in order."""
     cycles: int = 0
     stall_cycles: int = 0
-
-
-def load_sequence(model: IntModel, cfg: HwConfig) -> list[tuple[int, int, int]]:
-    """(space, addr, data) writes that load `model` at run time."""
-    seq = [(0, a, v) for a, v in register_writes(model, cfg)]
-    banks = weight_banks(model, cfg)
-    wb = cfg.weight_bits
-    for addr in range(layout(model, cfg.n_pe).weight_words):
-        seq.append((1, addr, sum(int(banks[i, addr]) << (i * wb) for i in range(cfg.n_pe))))
-    if cfg.bias_bits:
-        for addr, word in enumerate(bias_words(model, cfg)):
-            seq.append((2, addr, word))
-    return seq
 
 
 def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload: bool = True,

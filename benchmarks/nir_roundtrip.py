@@ -1,0 +1,144 @@
+"""The snnTorch -> NIR -> mintaccel round trip: float accuracy, integer accuracy at 4/4 and 2/2 bits.
+
+    python benchmarks/nir_roundtrip.py                      # digits, seeds 0 1 2
+    python benchmarks/nir_roundtrip.py --seeds 0 --epochs 20 --json out.json
+
+For each seed: train a 64-H-10 snn.Leaky network on the rate-encoded digits (the spike trains
+mintaccel runs, T steps, beta 1 - 2^-3, reset to zero), export it with snnTorch's own NIR writer,
+write and read it with nir, import it with `mintaccel import`'s code path, and score everything on the
+digits test split. Integer accuracies come from the reference model (sim.reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from mintaccel.atomic import write_json  # noqa: E402
+from model_export import datasets  # noqa: E402
+from model_export.nir_import import ImportConfig, import_nir  # noqa: E402
+from sim.encoding import rate_encode  # noqa: E402
+from sim.reference import decode  # noqa: E402
+
+#: (row label, import options): `--calibrate` searches the scales on the training part.
+ROWS = (
+    ("integer 4/4 (uniform:4 weights, 4-bit membranes), data-free scales", dict(weights=("uniform:4",), membrane=(4,))),
+    ("integer 4/4, calibrated", dict(weights=("uniform:4",), membrane=(4,), calibrate=True)),
+    ("integer 2/2 (ternary weights, 2-bit membranes), data-free scales", dict(weights=("uniform:2",), membrane=(2,))),
+    ("integer 2/2, calibrated", dict(weights=("uniform:2",), membrane=(2,), calibrate=True)),
+)
+
+
+def train_snntorch(split, hidden: int, epochs: int, timesteps: int, beta: float, reset: str, seed: int):
+    """Train with snnTorch on mintaccel's input spikes; returns (test predictions, NIR graph)."""
+    import snntorch as snn
+    from snntorch.export_nir import export_to_nir
+    torch.manual_seed(seed)
+    xtr = torch.from_numpy(rate_encode(split.x_train, timesteps, split.levels)).float()
+    xte = torch.from_numpy(rate_encode(split.x_test, timesteps, split.levels)).float()
+    ytr = torch.from_numpy(split.y_train)
+
+    def leaky(n):  # per-neuron vectors: scalar beta/threshold break snnTorch's NIR type inference
+        return snn.Leaky(beta=torch.full((n,), beta), threshold=torch.ones(n), init_hidden=True, reset_mechanism=reset)
+
+    net = torch.nn.Sequential(torch.nn.Linear(split.n_inputs, hidden), leaky(hidden),
+                              torch.nn.Linear(hidden, split.n_classes), leaky(split.n_classes))
+
+    def counts(x):
+        for m in net:
+            if isinstance(m, snn.Leaky):
+                m.reset_mem()
+        return sum(net(x[:, t]) for t in range(x.shape[1]))
+
+    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        order = torch.randperm(len(xtr), generator=gen)
+        for i in range(0, len(xtr), 64):
+            idx = order[i:i + 64]
+            loss = torch.nn.functional.cross_entropy(counts(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        pred = decode(counts(xte).numpy())
+    counts(xte[:1])
+    for m in net:
+        if isinstance(m, snn.Leaky):
+            m.reset_mem()
+    return pred, export_to_nir(net, torch.zeros(1, split.n_inputs), ignore_dims=[0])
+
+
+def one_seed(args, split, seed: int, folder: Path) -> dict:
+    import nir
+    start = time.perf_counter()
+    pred, graph = train_snntorch(split, args.hidden, args.epochs, args.timesteps, args.beta, args.reset, seed)
+    path = folder / f"snntorch-{seed}.nir"
+    nir.write(path, graph)
+    out = {"seed": seed, "snntorch float": float((pred == split.y_test).mean()),
+           "train_seconds": round(time.perf_counter() - start, 2)}
+    reset = "hard" if args.reset == "zero" else "soft"
+    for label, opts in ROWS + _finetune_rows(args):
+        r = import_nir(path, ImportConfig(timesteps=args.timesteps, reset=reset, seed=seed, **opts), split)
+        out.setdefault("NIR float (forward Euler at dt = 1e-4)", r.figures["float_accuracy"])
+        out[label] = r.figures["test_accuracy"]
+    return out
+
+
+def _finetune_rows(args):
+    if not args.finetune:
+        return ()
+    return ((f"integer 2/2, calibrated + {args.finetune} epochs QAT",
+             dict(weights=("uniform:2",), membrane=(2,), calibrate=True, finetune_epochs=args.finetune)),)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=10, help="snnTorch training epochs")
+    ap.add_argument("--timesteps", type=int, default=8)
+    ap.add_argument("--beta", type=float, default=0.875)
+    ap.add_argument("--reset", choices=("zero", "subtract"), default="zero", help="snnTorch reset mechanism")
+    ap.add_argument("--finetune", type=int, default=5, metavar="EPOCHS", help="also report 2/2 + QAT (0: skip)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    split = datasets.digits()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [one_seed(args, split, seed, Path(tmp)) for seed in args.seeds]
+    labels = [k for k in runs[0] if k not in ("seed", "train_seconds")]
+    command = "python benchmarks/nir_roundtrip.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    table = Table(title=f"snnTorch -> NIR -> mintaccel, {split.description}, test part "
+                        f"({len(split.y_test)} samples), {args.hidden} hidden, T = {args.timesteps}, "
+                        f"beta {args.beta}, reset {args.reset}, {args.epochs} epochs", title_justify="left")
+    table.add_column("model")
+    for seed in args.seeds:
+        table.add_column(f"seed {seed}", justify="right")
+    table.add_column("mean", justify="right")
+    summary = {}
+    for label in labels:
+        values = [r[label] for r in runs]
+        summary[label] = statistics.mean(values)
+        table.add_row(label, *(f"{100 * v:.2f}%" for v in values), f"{100 * summary[label]:.2f}%")
+    console = Console(width=200)
+    console.print(table)
+    console.print(f"command: {command.strip()}")
+    if args.json:
+        write_json(args.json, {"command": command.strip(), "config": vars(args), "split": split.description,
+                               "runs": runs, "mean": summary})
+
+
+if __name__ == "__main__":
+    main()

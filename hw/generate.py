@@ -1,0 +1,118 @@
+"""Write the accelerator's Verilog, memory images and a JSON manifest into an output folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+
+from hw.config import HwConfig, check_fits, layout
+from hw.host_interface import load_layout
+from hw.images import bias_words, load_sequence, weight_banks
+from hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_values
+from hw.top import Accelerator
+from mintaccel.errors import UserError
+from sim.model import IntModel
+
+TOP_NAME = "mintaccel_top"
+MANIFEST = "manifest.json"
+
+
+def ports(dut: Accelerator) -> list[dict]:
+    """The top's ports as they appear in the Verilog (Amaranth joins member paths with '__')."""
+    out = []
+    for path, member in dut.signature.members.flatten():
+        if member.is_port:
+            out.append({"name": "__".join(str(p) for p in path), "direction": member.flow.value,
+                        "width": Shape.cast(member.shape).width})
+    return out
+
+
+def memory_map(cfg: HwConfig) -> dict:
+    return {
+        "registers": {"n_layers": GLOBAL_N_LAYERS, "timesteps": GLOBAL_TIMESTEPS,
+                      "layer_field": {name: f"{LAYER_BASE} + {LAYER_STRIDE}*layer + {f}" for f, name in enumerate(FIELDS)}},
+        "load_payload_bits": Shape.cast(load_layout(cfg)).width,
+        "memories": {
+            "weight_banks": {"banks": cfg.n_pe, "depth": cfg.weight_depth, "width": cfg.weight_bits,
+                             "load_space": 1},
+            "membranes": {"depth": cfg.membrane_depth, "width": cfg.n_pe * cfg.membrane_bits},
+            "biases": {"depth": cfg.membrane_depth, "width": cfg.n_pe * cfg.bias_bits, "load_space": 2}
+            if cfg.bias_bits else None,
+            "events": {"depth": cfg.max_inputs, "width": cfg.index_bits},
+            "spike_buffer": {"depth": cfg.spike_words, "width": cfg.n_pe},
+        },
+    }
+
+
+def expected_resources(cfg: HwConfig) -> dict:
+    """Storage bits the build holds (what synthesis should map to block RAM or flip-flops)."""
+    return {
+        "weight_bits": cfg.n_pe * cfg.weight_depth * cfg.weight_bits,
+        "membrane_bits": cfg.membrane_depth * cfg.n_pe * cfg.membrane_bits,
+        "bias_bits": cfg.membrane_depth * cfg.n_pe * cfg.bias_bits,
+        "event_bits": cfg.max_inputs * cfg.index_bits,
+        "spike_buffer_bits": cfg.max_neurons,
+        "accumulators": cfg.n_pe,
+        "accumulator_bits": cfg.accumulator_bits,
+        "multipliers": 0,
+    }
+
+
+def generate(out: str | Path, cfg: HwConfig, model: IntModel | None = None, preload: bool = True) -> dict:
+    """Write `mintaccel_top.v`, memory images and `manifest.json` into `out`, all or nothing."""
+    out = Path(out)
+    if model is not None:
+        check_fits(model, cfg)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
+        raise UserError(f"{out} exists and is not a folder written by mintaccel generate; choose another --out")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {parent} does not exist")
+    dut = Accelerator(cfg, model if preload else None)
+    text = verilog.convert(dut, name=TOP_NAME)
+    files = {f"{TOP_NAME}.v": text}
+    if model is not None:
+        banks = weight_banks(model, cfg)
+        for i, bank in enumerate(banks):
+            files[f"weights_bank{i}.hex"] = "".join(f"{int(v):x}\n" for v in bank)
+        if cfg.bias_bits:
+            files["biases.hex"] = "".join(f"{w:x}\n" for w in bias_words(model, cfg))
+        files["load_sequence.txt"] = "# space addr data (hex), one write per line\n" + "".join(
+            f"{s} {a:x} {d:x}\n" for s, a, d in load_sequence(model, cfg))
+    manifest = {
+        "top": TOP_NAME,
+        "preloaded": bool(model is not None and preload),
+        "config": dataclasses.asdict(cfg) | {"accumulator_bits": cfg.accumulator_bits},
+        "ports": ports(dut),
+        "memory_map": memory_map(cfg),
+        "expected_resources": expected_resources(cfg),
+        "files": sorted(files) + [MANIFEST],
+    }
+    if model is not None:
+        lay = layout(model, cfg.n_pe)
+        manifest["model"] = {
+            "timesteps": model.timesteps,
+            "layers": [v | {"groups": p.groups, "words": p.words}
+                       for v, p in zip(layer_values(model, cfg), lay.layers)],
+            "weight_words": lay.weight_words, "membrane_words": lay.groups,
+        }
+    files[MANIFEST] = json.dumps(manifest, indent=1) + "\n"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        for name, content in files.items():
+            (tmp / name).write_text(content)
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest

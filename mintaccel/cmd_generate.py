@@ -1,0 +1,61 @@
+"""`mintaccel generate`: Verilog, memory images and a manifest for a model and/or a hardware config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mintaccel import report
+from mintaccel.errors import UserError
+
+
+def hardware_config(path: str | None, model, n_pe: int | None):
+    """A HwConfig from a JSON file of HwConfig fields, or the smallest build that runs `model`."""
+    from hw.config import HwConfig
+    if path:
+        try:
+            fields = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"{path}: cannot read hardware config ({e})") from None
+        if not isinstance(fields, dict):
+            raise UserError(f"{path}: hardware config must be a JSON object of HwConfig fields")
+        unknown = set(fields) - {f for f in HwConfig.__dataclass_fields__}
+        if unknown:
+            raise UserError(f"{path}: unknown hardware config fields {sorted(unknown)}")
+        if n_pe is not None:
+            fields["n_pe"] = n_pe
+        try:
+            return HwConfig(**fields)
+        except TypeError as e:
+            raise UserError(f"{path}: {e}") from None
+    if model is None:
+        return HwConfig(**({"n_pe": n_pe} if n_pe else {}))
+    return HwConfig.for_model(model, n_pe or 8)
+
+
+def cmd_generate(args) -> int:
+    from hw.generate import generate
+    from model_export.format import load_model
+    model = load_model(args.model) if args.model else None
+    cfg = hardware_config(args.config, model, args.n_pe)
+    manifest = generate(args.out, cfg, model, preload=not args.no_preload)
+    rows = [("output folder", args.out), ("Verilog", f"{args.out}/{manifest['top']}.v"),
+            ("memories preloaded", "yes (runs on start)" if manifest["preloaded"] else "no (load through the host interface)"),
+            ("n_pe / accumulator bits", f"{cfg.n_pe} / {cfg.accumulator_bits}"),
+            ("weight banks", f"{cfg.n_pe} x {cfg.weight_depth} x {cfg.weight_bits} bits"),
+            ("membrane memory", f"{cfg.membrane_depth} x {cfg.n_pe * cfg.membrane_bits} bits"),
+            ("files", ", ".join(manifest["files"]))]
+    report.table("mintaccel generate", rows)
+    report.maybe_json(args.json, {"out": str(args.out), "manifest": manifest})
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="write the accelerator's Verilog, memory images and manifest")
+    p.add_argument("--model", help="integer model file (its build runs it on start)")
+    p.add_argument("--config", help="hardware config JSON (fields of hw.config.HwConfig)")
+    p.add_argument("--n-pe", type=int, help="processing elements (default 8)")
+    p.add_argument("-o", "--out", default="mintaccel-rtl", help="output folder (default ./mintaccel-rtl)")
+    p.add_argument("--no-preload", action="store_true", help="memories empty: load the model at run time")
+    p.add_argument("--json", metavar="PATH")
+    p.set_defaults(func=cmd_generate)

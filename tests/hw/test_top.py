@@ -1,0 +1,54 @@
+"""The whole accelerator in amaranth.sim against the reference model and the cycle formula."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hw.config import HwConfig
+from hw.images import spike_words
+from model_export import datasets
+from sim.encoding import rate_encode
+from sim.reference import run
+from tests.conftest import random_model, random_spikes
+from tests.hw.driver import formula_cycles, run_accelerator
+
+
+def check(model, cfg, x, results):
+    ref = run(model, x)
+    for b, res in enumerate(results):
+        for l in range(len(model.layers)):
+            assert np.array_equal(res.spikes[l], ref.spikes[l][b]), f"sample {b} layer {l} spikes"
+            assert np.array_equal(res.membranes[l], ref.membranes[l][b]), f"sample {b} layer {l} membranes"
+        expected_out = [w for t in range(model.timesteps) for w in spike_words(ref.spikes[-1][b, t], cfg.n_pe)]
+        assert res.outputs == expected_out
+        assert res.cycles - res.stall_cycles == formula_cycles(model, cfg.n_pe, x[b])
+
+
+def test_shipped_model_on_digits(shipped_model):
+    cfg = HwConfig.for_model(shipped_model)
+    x = rate_encode(datasets.digits().x_test[:3], shipped_model.timesteps, 16)
+    results = run_accelerator(shipped_model, cfg, x)
+    check(shipped_model, cfg, x, results)
+    assert all(r.stall_cycles == 0 for r in results)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_networks_loaded_at_run_time(seed):
+    """Every weight and membrane format, both resets, both leaks, biases; odd n_pe and padding."""
+    model = random_model(seed, sizes=(11, 7, 5), timesteps=4)
+    n_pe = [3, 4, 8][seed % 3]
+    cfg = HwConfig.for_model(model, n_pe, bias_bits=8, weight_bits=8, membrane_bits=8)
+    x = np.concatenate([random_spikes(seed, 2, 4, 11), np.zeros((1, 4, 11), np.uint8), np.ones((1, 4, 11), np.uint8)])
+    check(model, cfg, x, run_accelerator(model, cfg, x, preload=False))
+
+
+def test_back_pressure_adds_exactly_the_stall_cycles():
+    model = random_model(7, sizes=(9, 6), timesteps=3)
+    cfg = HwConfig.for_model(model, 4)
+    rng = np.random.default_rng(7)
+    gaps, stalls = set(rng.integers(0, 300, 60).tolist()), set(rng.integers(0, 300, 60).tolist())
+    x = random_spikes(7, 2, 3, 9)
+    results = run_accelerator(model, cfg, x, input_gaps=lambda c: c in gaps, output_stalls=lambda c: c in stalls)
+    check(model, cfg, x, results)
+    assert all(r.stall_cycles > 0 for r in results)
