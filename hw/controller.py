@@ -29,7 +29,7 @@ class Controller(wiring.Component):
             "layer": Out(range(cfg.max_layers)),
             "regs": In(layer_layout(cfg)),
             "step": Out(range(cfg.max_timesteps)),
-            "group": Out(range(cfg.spike_words)),
+            "group": Out(range(cfg.spike_words + 1)),  # counts up to G after the last group
             "first_step": Out(1),
             # spike encoder
             "enc_start": Out(1),

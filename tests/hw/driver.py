@@ -26,7 +26,8 @@ class RunResult:
 
 
 def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload: bool = True,
-                    input_gaps=None, output_stalls=None, vcd: str | None = None) -> list[RunResult]:
+                    input_gaps=None, output_stalls=None, vcd: str | None = None,
+                    max_cycles: int = 200_000) -> list[RunResult]:
     """Run each sample [T, inputs]; `preload` builds the memories initialised from the model,
     otherwise the model is loaded through the `load` stream first. `input_gaps(cycle)` /
     `output_stalls(cycle)` return True to hold valid / ready low in that cycle."""
@@ -51,6 +52,7 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
             cycle = 0
             while True:
                 cycle += 1
+                assert cycle < max_cycles, f"no done after {max_cycles} cycles"
                 gap = input_gaps(cycle) if input_gaps else False
                 ctx.set(dut.spikes_in.valid, bool(words) and not gap)
                 ctx.set(dut.spikes_in.payload, words[0] if words else 0)
