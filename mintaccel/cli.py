@@ -14,6 +14,8 @@ from mintaccel.errors import UserError
 PLUGINS: list[str] = [
     "mintaccel.cmd_generate",
     "mintaccel.cmd_nir",
+    "mintaccel.cmd_simulate",
+    "mintaccel.cmd_synth",
 ]
 
 
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on the shipped model: accuracy and memory (and more to come)")
     p.set_defaults(func=c.cmd_demo)
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
+    p.add_argument("--out", default="mintaccel-demo", help="folder for generated files (default ./mintaccel-demo)")
     _json(p)
 
     p = sub.add_parser("train", help="quantization-aware training of a LIF network")

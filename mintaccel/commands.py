@@ -242,8 +242,17 @@ def cmd_demo(args) -> int:
         ("same in fp32", f"{fp['fp32']:,} bits"),
         ("memory reduction vs fp32", report.percent(fp["reduction"])),
     ]
+    figures = {"model": str(path), "data": split.description, "samples": len(spikes),
+               "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp}
+
+    from hw.config import HwConfig
+    from hw.generate import TOP_NAME, generate
+    cfg = HwConfig.for_model(model)
+    rtl = Path(args.out) / "rtl"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    generate(rtl, cfg, model)
+    rows.append(("accelerator Verilog", f"{rtl / (TOP_NAME + '.v')} ({cfg.n_pe} PEs, memories preloaded)"))
+    figures["verilog"] = str(rtl / (TOP_NAME + ".v"))
     report.table("mintaccel demo", rows, ("", ""))
-    report.maybe_json(args.json, {
-        "model": str(path), "data": split.description, "samples": len(spikes),
-        "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp})
+    report.maybe_json(args.json, figures)
     return 0
