@@ -91,6 +91,8 @@ class HwConfig:
     @classmethod
     def for_model(cls, model: IntModel, n_pe: int = 8, **overrides) -> "HwConfig":
         """The smallest build of the default shape that runs `model`."""
+        if not isinstance(n_pe, int) or not 1 <= n_pe <= 64:
+            raise UserError(f"hardware config: n_pe must be in 1..64, not {n_pe}")
         need = layout(model, n_pe)
         fields = dict(
             n_pe=n_pe,

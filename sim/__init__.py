@@ -1,1 +1,1 @@
-"""Reference model (the arithmetic) and, later, the cycle-accurate simulator."""
+"""The integer reference model (the arithmetic), the cycle-accurate simulator and the energy model."""

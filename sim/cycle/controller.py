@@ -1,0 +1,240 @@
+"""The controller: sequences time steps x layers x neuron groups, and composes the block models.
+
+`phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
+cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
+
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + G[l] * (E[l][t] + 3) ) )  (+ stalls)
+
+The three overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
+the membrane and bias words, issue the first event read), one pipeline-drain cycle at the end of ACC
+(event index -> weight read -> accumulate is two stages deep), FIRE (threshold units, write-back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw.config import HwConfig, check_fits
+from mintaccel.errors import UserError
+from sim.cycle import (bias_memory, event_memory, host_interface, membrane_memory, pe_array, spike_buffer,
+                       spike_encoder, threshold_unit, weight_memory)
+from sim.cycle.activity import Activity, activity
+from sim.cycle.counts import BlockCounts
+from sim.cycle.stalls import NoStall, StallModel
+from sim.model import IntModel
+from sim.reference import Trace, check_input, run_batched
+
+# ---- docs/microarchitecture.md, "Exact cycle cost" (one constant per table row) ----
+RUN_START = 1          # the cycle `start` is accepted
+RUN_DONE = 1           # the DONE cycle
+SETUP = 1              # per layer and step
+ENCODE_PER_WORD = 1    # per input spike word
+ENCODE_PER_EVENT = 1   # per 1 in a word
+GROUP_START = 1        # per group: read membrane / bias word, issue the first event read
+ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
+GROUP_DRAIN = 1        # per group: the last event leaves the two-stage event -> weight pipeline
+GROUP_FIRE = 1         # per group: threshold units, membrane and spike write-back
+OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
+
+
+@dataclass(frozen=True)
+class PhaseCycles:
+    """Cycles of every phase, per sample (axis 0), step (axis 1) and layer (axis 2); no stalls."""
+
+    run: int
+    """START + DONE cycles, once per inference."""
+    setup: np.ndarray
+    """int64 [B, T, L]."""
+    encode: np.ndarray
+    """int64 [B, T, L]: W[l] + E[l][t]."""
+    group_start: np.ndarray
+    """int64 [B, T, L]: one per group."""
+    acc: np.ndarray
+    """int64 [B, T, L]: E[l][t] per group."""
+    group_drain: np.ndarray
+    """int64 [B, T, L]: one per group."""
+    fire: np.ndarray
+    """int64 [B, T, L]: one per group."""
+    output: np.ndarray
+    """int64 [B, T]: G[L-1] words of the last layer's spikes per step."""
+
+    PHASES = ("setup", "encode", "group_start", "acc", "group_drain", "fire")
+
+    @property
+    def groups(self) -> np.ndarray:
+        """int64 [B, T, L]: START + ACC + FIRE of all groups, E[l][t] + 3 per group."""
+        return self.group_start + self.acc + self.group_drain + self.fire
+
+    @property
+    def layer_step(self) -> np.ndarray:
+        """int64 [B, T, L]: the cycles of layer l at step t."""
+        return self.setup + self.encode + self.groups
+
+    @property
+    def step(self) -> np.ndarray:
+        """int64 [B, T]: the cycles of step t (all layers, then OUTPUT)."""
+        return self.layer_step.sum(axis=2) + self.output
+
+    @property
+    def total(self) -> np.ndarray:
+        """int64 [B]: cycles of one inference without stalls."""
+        return self.run + self.step.sum(axis=1)
+
+    def per_phase(self) -> dict[str, np.ndarray]:
+        """int64 [B] per phase name, summing to `total`."""
+        d = {"run": np.full(self.output.shape[0], self.run, np.int64)}
+        for name in self.PHASES:
+            d[name] = getattr(self, name).sum(axis=(1, 2))
+        d["output"] = self.output.sum(axis=1)
+        return d
+
+
+def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray) -> PhaseCycles:
+    """docs/microarchitecture.md's cycle cost from E = events [B, T, L], W = words [L], G = groups [L]."""
+    e = np.asarray(events, np.int64)
+    w = np.broadcast_to(np.asarray(words, np.int64), e.shape)
+    g = np.broadcast_to(np.asarray(groups, np.int64), e.shape)
+    return PhaseCycles(
+        run=RUN_START + RUN_DONE,
+        setup=np.full(e.shape, SETUP, np.int64),
+        encode=ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e,
+        group_start=GROUP_START * g,
+        acc=ACC_PER_EVENT * e * g,
+        group_drain=GROUP_DRAIN * g,
+        fire=GROUP_FIRE * g,
+        output=OUTPUT_PER_WORD * g[:, :, -1],
+    )
+
+
+def cycles(events: np.ndarray, words, groups) -> np.ndarray:
+    """int64 [B]: total cycles of each inference without stalls (the formula of the doc)."""
+    return phase_cycles(events, words, groups).total
+
+
+@dataclass(frozen=True)
+class Stalls:
+    input: np.ndarray
+    """int64 [B, T]: cycles layer 0's encoder waited for `spikes_in` words."""
+    output: np.ndarray
+    """int64 [B, T]: cycles OUTPUT waited for the host to take `spikes_out` words."""
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.input.sum(axis=1) + self.output.sum(axis=1)
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """A simulated batch: the arithmetic (reference trace), the cycles and every block's counts."""
+
+    activity: Activity
+    phases: PhaseCycles
+    stalls: Stalls
+    blocks: dict[str, BlockCounts]
+
+    @property
+    def model(self) -> IntModel:
+        return self.activity.model
+
+    @property
+    def cfg(self) -> HwConfig:
+        return self.activity.cfg
+
+    @property
+    def trace(self) -> Trace:
+        return self.activity.trace
+
+    @property
+    def spikes(self) -> tuple[np.ndarray, ...]:
+        """Per layer: uint8 [B, T, n_out], the spikes the accelerator emits (= the reference model's)."""
+        return self.activity.trace.spikes
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.activity.trace.predictions
+
+    @property
+    def batch(self) -> int:
+        return self.activity.batch
+
+    @property
+    def cycles(self) -> np.ndarray:
+        """int64 [B]: cycles per inference, START to DONE inclusive, stalls included."""
+        return self.phases.total + self.stalls.total
+
+    def latency_s(self, clock_hz: float) -> np.ndarray:
+        return self.cycles / clock_hz
+
+    @property
+    def useful_sops(self) -> np.ndarray:
+        """int64 [B]: synaptic operations, sum of E[l][t] * n_out[l]."""
+        return self.blocks["pe_array"].per_sample("sops")
+
+    @property
+    def lane_ops(self) -> np.ndarray:
+        """int64 [B]: PE lane operations including padding lanes, sum of E[l][t] * G[l] * n_pe."""
+        return self.blocks["pe_array"].per_sample("lane_ops")
+
+
+BLOCKS = (host_interface, spike_encoder, event_memory, weight_memory, pe_array, threshold_unit,
+          membrane_memory, bias_memory, spike_buffer)
+
+
+def account(act: Activity, stall_model: StallModel | None = None) -> CycleResult:
+    """Cycles and event counts of every block for the spike patterns in `act` (vectorized over the batch)."""
+    phases = phase_cycles(act.events, act.words, act.groups)
+    steps = (act.batch, act.timesteps)
+    in_words = np.full(steps, act.words[0] * ENCODE_PER_WORD, np.int64)
+    out_words = np.full(steps, act.groups[-1] * OUTPUT_PER_WORD, np.int64)
+    s_in, s_out = (stall_model or NoStall()).stalls(in_words, out_words)
+    stalls = Stalls(np.asarray(s_in, np.int64).reshape(steps), np.asarray(s_out, np.int64).reshape(steps))
+    if (stalls.input < 0).any() or (stalls.output < 0).any():
+        raise ValueError("a stall model returned negative stall cycles")
+    total = phases.total + stalls.total
+    blocks = {"controller": controller_counts(act, phases, stalls, total)}
+    for module in BLOCKS:
+        counts = module.account(act, phases, stalls, total)
+        if counts is not None:
+            blocks[counts.name] = counts
+    return CycleResult(act, phases, stalls, blocks)
+
+
+def controller_counts(act: Activity, phases: PhaseCycles, stalls: Stalls, total: np.ndarray) -> BlockCounts:
+    """Busy from START to DONE except stalls. Arithmetic: the weight address `base + j` per ACC cycle and
+    the running base `+= n_in` per group (docs/microarchitecture.md: no multiplier)."""
+    cfg = act.cfg
+    acc_cycles = phases.acc.sum(axis=1)
+    group_count = phases.fire.sum(axis=1) // GROUP_FIRE
+    return BlockCounts(
+        name="controller", kind="control", busy=total - stalls.total, stall=stalls.total, total=total,
+        ops={"additions": acc_cycles + group_count,
+             "setups": phases.setup.sum(axis=1) // SETUP,
+             "groups": group_count},
+        op_bits={"additions": max(1, (cfg.weight_depth - 1).bit_length())},
+    )
+
+
+def check_n_pe(n_pe) -> None:
+    """HwConfig's own range check, before `HwConfig.for_model` divides by n_pe."""
+    if isinstance(n_pe, bool) or not isinstance(n_pe, (int, np.integer)) or not 1 <= n_pe <= 64:
+        raise UserError(f"hardware config: n_pe must be in 1..64, not {n_pe}")
+
+
+def simulate(model: IntModel, spikes: np.ndarray, cfg: HwConfig | None = None, *, n_pe: int = 8,
+             stall_model: StallModel | None = None, batch_size: int = 2048, progress=None) -> CycleResult:
+    """Simulate the accelerator of docs/microarchitecture.md on input spikes uint8 [batch, T, inputs].
+
+    The arithmetic (spikes and membranes of every layer and step) is the reference model's
+    (`sim.reference`, the one source of truth); cycles and event counts follow from its spike patterns.
+    `cfg` defaults to `HwConfig.for_model(model, n_pe)`; a model that does not fit raises UserError.
+    `progress(n)` is called after every chunk of `batch_size` samples.
+    """
+    if cfg is None:
+        check_n_pe(n_pe)
+        cfg = HwConfig.for_model(model, n_pe)
+    check_fits(model, cfg)
+    x = check_input(model, spikes)
+    trace = run_batched(model, x, batch_size=batch_size, progress=progress)
+    return account(activity(model, cfg, x, trace), stall_model)

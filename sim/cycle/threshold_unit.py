@@ -1,0 +1,42 @@
+"""Threshold units, one per PE lane: integrate, fire, reset, leak, clamp (docs/arithmetic.md steps 2-6).
+
+Busy in the FIRE cycle of every group. Every lane updates (padding lanes too, their spikes forced to
+0), so `updates` = G * n_pe per layer and step. The operations counted per update are those the
+layer's configuration needs, at the accumulator width:
+
+| step | additions | shifts | comparisons |
+|---|---|---|---|
+| integrate `H = u + I` | 1 | | |
+| fire `H >= theta` | | | 1 |
+| reset: hard / soft (`H - theta`) | 0 / 1 | | |
+| leak none / shift `sr(R, k)` / decay `R - sr(R, k)` | 0 / 1 / 2 | 0 / 1 / 1 | |
+| clamp to `-Q(m)..Q(m)` | | | 2 |
+
+(`sr(R, k) = (R + (R < 0 ? 2^k - 1 : 0)) >>> k`: the rounding add and the shift.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.cycle.counts import BlockCounts, per_layer
+
+NAME = "threshold_unit"
+LEAK_OPS = {"none": (0, 0), "shift": (1, 1), "decay": (2, 1)}  # (additions, shifts)
+
+
+def ops_per_update(layer) -> dict[str, int]:
+    adds, shifts = LEAK_OPS[layer.leak.kind]
+    return {"additions": 1 + (layer.reset == "soft") + adds, "shifts": shifts, "comparisons": 3}
+
+
+def account(act, phases, stalls, total) -> BlockCounts:
+    cfg, b = act.cfg, act.batch
+    updates = per_layer(act.groups * cfg.n_pe * act.timesteps, b)
+    per = [ops_per_update(layer) for layer in act.model.layers]
+    ops = {"updates": updates, "spikes": act.spikes.sum(axis=1)}
+    for kind in ("additions", "shifts", "comparisons"):
+        ops[kind] = updates * np.array([p[kind] for p in per], np.int64)
+    acc = cfg.accumulator_bits
+    return BlockCounts(NAME, "compute", busy=phases.fire.sum(axis=(1, 2)), stall=0 * total, total=total,
+                       ops=ops, op_bits={"additions": acc, "shifts": acc, "comparisons": acc})
