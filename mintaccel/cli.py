@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_demo)
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
     p.add_argument("--out", default="mintaccel-demo", help="folder for generated files (default ./mintaccel-demo)")
+    p.add_argument("--clock", type=float, default=48.0, help="clock for latency figures, MHz (default 48)")
     _json(p)
 
     p = sub.add_parser("train", help="quantization-aware training of a LIF network")

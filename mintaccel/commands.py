@@ -245,6 +245,22 @@ def cmd_demo(args) -> int:
     figures = {"model": str(path), "data": split.description, "samples": len(spikes),
                "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp}
 
+    from sim.cycle import summary
+    cyc = summary(model, spikes, split.y_test, args.clock)
+    figures["cycle_accurate"] = cyc
+    rows += [
+        ("cycle-accurate simulator accuracy", report.percent(cyc["accuracy"])),
+        ("cycles per inference (mean, min..max)",
+         f"{cyc['cycles_per_inference']:,.0f} ({cyc['cycles_min']:,}..{cyc['cycles_max']:,}), {cyc['n_pe']} PEs"),
+        (f"latency per inference at {args.clock:g} MHz", f"{cyc['latency_us']:.1f} us"),
+        ("energy per inference, compute only (estimate)",
+         f"{cyc['energy_compute_pj'] / 1000:.3f} nJ ({cyc['energy_per_sop_compute_pj']:.3f} pJ/SOP)"),
+        ("energy per inference, with memory (estimate)",
+         f"{cyc['energy_total_pj'] / 1000:.3f} nJ ({cyc['energy_per_sop_total_pj']:.3f} pJ/SOP)"),
+        ("MINT vs vanilla uniform energy (compute / with memory)",
+         f"{cyc['mint_vs_vanilla_compute_ratio']:.3f} / {cyc['mint_vs_vanilla_total_ratio']:.3f} (45 nm estimate)"),
+    ]
+
     from hw.config import HwConfig
     from hw.generate import TOP_NAME, generate
     cfg = HwConfig.for_model(model)

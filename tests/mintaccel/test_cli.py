@@ -31,12 +31,14 @@ def assert_one_line_error(result, match):
 
 
 def test_demo_prints_and_writes_json(tmp_path):
-    r = mintaccel("demo", "--json", tmp_path / "demo.json")
+    r = mintaccel("demo", "--json", tmp_path / "demo.json", "--out", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
     assert "quantized accuracy" in r.stdout and "93.75%" in r.stdout
     d = json.loads((tmp_path / "demo.json").read_text())
     assert d["samples"] == 360 and d["quantized_accuracy"] > 0.9
     assert d["footprint_bits"]["reduction"] >= 0.9375
+    assert d["cycle_accurate"]["accuracy"] == d["quantized_accuracy"]
+    assert (tmp_path / "demo" / "rtl" / "mintaccel_top.v").is_file()
 
 
 def test_info_json(tmp_path):
