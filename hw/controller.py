@@ -1,8 +1,10 @@
 """The controller: sequences time steps x layers x neuron groups (docs/microarchitecture.md).
 
 Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
-weight address -> N_PE weights -> accumulate, a two-stage pipeline), FIRE (threshold units, write
-back). Every phase's cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
+weight address -> N_PE weights -> accumulate, a two-stage pipeline), FIRE (the threshold units take
+H = u + acc). The threshold pipeline writes a group back ThresholdUnit.LATENCY cycles after its FIRE,
+overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's cycle count
+is the one the doc states; `cycles` and `stall_cycles` count them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.config import HwConfig
 from hw.registers import layer_layout
+from hw.threshold_unit import ThresholdUnit
 
 
 class Controller(wiring.Component):
@@ -28,6 +31,7 @@ class Controller(wiring.Component):
             "timesteps": In(range(cfg.max_timesteps + 1)),
             "layer": Out(range(cfg.max_layers)),
             "regs": In(layer_layout(cfg)),
+            "cur": Out(layer_layout(cfg)),  # the current layer's registers, copied at SETUP
             "step": Out(range(cfg.max_timesteps)),
             "group": Out(range(cfg.spike_words + 1)),  # counts up to G after the last group
             "first_step": Out(1),
@@ -44,10 +48,15 @@ class Controller(wiring.Component):
             # weight memory read (sync)
             "w_raddr": Out(abits(cfg.weight_depth)),
             "w_ren": Out(1),
-            # membrane and bias memories: read at START, membrane written at FIRE
+            # membrane and bias memories: read at START; written back by the threshold pipeline
             "m_addr": Out(abits(cfg.membrane_depth)),
             "m_ren": Out(1),
-            "m_wen": Out(1),
+            # write-back of a group, LATENCY cycles after its FIRE: membrane word, spike word, probe
+            "wb_valid": Out(1),
+            "wb_addr": Out(abits(cfg.membrane_depth)),
+            "wb_group": Out(range(cfg.spike_words)),
+            "wb_step": Out(range(cfg.max_timesteps)),
+            "wb_layer": Out(range(cfg.max_layers)),
             # PE array and threshold units
             "pe_load": Out(1),
             "pe_enable": Out(1),
@@ -83,6 +92,16 @@ class Controller(wiring.Component):
         for i in range(cfg.n_pe):
             m.d.comb += self.lanes[i].eq(remaining > i)
         m.d.sync += [s2.eq(s1), s1.eq(0)]
+
+        # the write-back side of the threshold pipeline: what FIRE saw, LATENCY cycles later
+        sidecar = [(self.fire, self.wb_valid), (self.m_addr, self.wb_addr), (self.group, self.wb_group),
+                   (self.step, self.wb_step), (self.layer, self.wb_layer)]
+        for src, dst in sidecar:
+            chain = [src] + [Signal.like(dst, name=f"{dst.name}_d{i}") for i in range(1, ThresholdUnit.LATENCY)]
+            for a, b in zip(chain, chain[1:]):
+                m.d.sync += b.eq(a)
+            m.d.sync += dst.eq(chain[-1])
+        drain = Signal(range(ThresholdUnit.LATENCY + 1))
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
@@ -102,7 +121,7 @@ class Controller(wiring.Component):
             with m.State("SETUP"):
                 m.d.comb += [self.busy.eq(1), self.enc_start.eq(1)]
                 m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
-                             remaining.eq(regs.n_out), self.group.eq(0)]
+                             remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs)]
                 m.next = "ENCODE"
             with m.State("ENCODE"):
                 m.d.comb += [self.busy.eq(1), self.from_host.eq(self.layer == 0)]
@@ -124,17 +143,25 @@ class Controller(wiring.Component):
                 with m.If(~more & ~s1):
                     m.next = "FIRE"
             with m.State("FIRE"):
-                m.d.comb += [self.busy.eq(1), self.fire.eq(1), self.m_wen.eq(1)]
+                m.d.comb += [self.busy.eq(1), self.fire.eq(1)]
                 m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
-                             wbase.eq(wbase + regs.n_in), remaining.eq(remaining - cfg.n_pe)]
+                             wbase.eq(wbase + self.cur.n_in), remaining.eq(remaining - cfg.n_pe)]
                 with m.If(~last_group):
                     m.next = "START"
-                with m.Elif(self.layer + 1 < self.n_layers):
-                    m.d.sync += self.layer.eq(self.layer + 1)
-                    m.next = "SETUP"
                 with m.Else():
-                    m.d.sync += self.out_addr.eq(0)
-                    m.next = "OUTPUT"
+                    m.d.sync += drain.eq(ThresholdUnit.LATENCY)
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                # the layer's last write-back happens in the last DRAIN cycle
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += drain.eq(drain - 1)
+                with m.If(drain == 1):
+                    with m.If(self.layer + 1 < self.n_layers):
+                        m.d.sync += self.layer.eq(self.layer + 1)
+                        m.next = "SETUP"
+                    with m.Else():
+                        m.d.sync += self.out_addr.eq(0)
+                        m.next = "OUTPUT"
             with m.State("OUTPUT"):
                 m.d.comb += [self.busy.eq(1), self.spikes_out.valid.eq(1)]
                 with m.If(self.spikes_out.ready):

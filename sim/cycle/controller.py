@@ -3,11 +3,13 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + G[l] * (E[l][t] + 3) ) )  (+ stalls)
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + G[l] * (E[l][t] + 3) + 4 ) )  (+ stalls)
 
 The three overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
 the membrane and bias words, issue the first event read), one pipeline-drain cycle at the end of ACC
-(event index -> weight read -> accumulate is two stages deep), FIRE (threshold units, write-back).
+(event index -> weight read -> accumulate is two stages deep), FIRE (the threshold pipeline takes
+H = u + acc). The threshold pipeline writes each group back 4 cycles after its FIRE, overlapping the
+next group; after a layer's last group DRAIN waits those 4 cycles (hw.threshold_unit.LATENCY).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ ENCODE_PER_EVENT = 1   # per 1 in a word
 GROUP_START = 1        # per group: read membrane / bias word, issue the first event read
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
 GROUP_DRAIN = 1        # per group: the last event leaves the two-stage event -> weight pipeline
-GROUP_FIRE = 1         # per group: threshold units, membrane and spike write-back
+GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
+LAYER_DRAIN = 4        # per layer and step: the threshold pipeline's last write-back (its latency)
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
 
 
@@ -57,10 +60,12 @@ class PhaseCycles:
     """int64 [B, T, L]: one per group."""
     fire: np.ndarray
     """int64 [B, T, L]: one per group."""
+    drain: np.ndarray
+    """int64 [B, T, L]: LAYER_DRAIN per layer and step."""
     output: np.ndarray
     """int64 [B, T]: G[L-1] words of the last layer's spikes per step."""
 
-    PHASES = ("setup", "encode", "group_start", "acc", "group_drain", "fire")
+    PHASES = ("setup", "encode", "group_start", "acc", "group_drain", "fire", "drain")
 
     @property
     def groups(self) -> np.ndarray:
@@ -70,7 +75,7 @@ class PhaseCycles:
     @property
     def layer_step(self) -> np.ndarray:
         """int64 [B, T, L]: the cycles of layer l at step t."""
-        return self.setup + self.encode + self.groups
+        return self.setup + self.encode + self.groups + self.drain
 
     @property
     def step(self) -> np.ndarray:
@@ -104,6 +109,7 @@ def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray) -> P
         acc=ACC_PER_EVENT * e * g,
         group_drain=GROUP_DRAIN * g,
         fire=GROUP_FIRE * g,
+        drain=np.full(e.shape, LAYER_DRAIN, np.int64),
         output=OUTPUT_PER_WORD * g[:, :, -1],
     )
 

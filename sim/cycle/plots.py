@@ -15,7 +15,7 @@ from sim.energy import EnergyEstimate
 
 KIND_COLOURS = {"compute": "tab:blue", "control": "tab:orange", "memory": "tab:green"}
 PHASE_LABELS = {"setup": "SETUP", "encode": "ENCODE", "group_start": "START", "acc": "ACC",
-                "group_drain": "ACC drain", "fire": "FIRE"}
+                "group_drain": "ACC drain", "fire": "FIRE", "drain": "DRAIN"}
 
 
 def _png(fig) -> bytes:

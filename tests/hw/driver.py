@@ -9,6 +9,7 @@ from amaranth.sim import Simulator
 
 from hw.config import HwConfig, layout
 from hw.images import load_sequence, spike_words, unpack_lanes
+from hw.threshold_unit import ThresholdUnit
 from hw.top import Accelerator
 from sim.model import IntModel
 
@@ -62,7 +63,7 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
                     words.pop(0)
                 if ctx.get(dut.spikes_out.valid) and not stall:
                     res.outputs.append(ctx.get(dut.spikes_out.payload))
-                tr = ctx.get(dut.trace)
+                tr = ctx.get(dut.probe)
                 if tr.valid:
                     l, g, t = tr.layer, tr.group, tr.step
                     n_out = model.layers[l].n_out
@@ -101,5 +102,5 @@ def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray) -> int:
         for l, place in enumerate(lay.layers):
             inputs = sample[t] if l == 0 else trace.spikes[l - 1][0, t]
             e = int(inputs.sum())
-            total += 1 + place.words + e + place.groups * (e + 3)
+            total += 1 + place.words + e + place.groups * (e + 3) + ThresholdUnit.LATENCY
     return total

@@ -30,21 +30,29 @@ def test_matches_reference_neuron_step(membrane_bits, reset, leak):
         ctx.set(dut.leak_kind, {"none": 0, "shift": 1, "decay": 2}[leak.kind])
         ctx.set(dut.leak_k, leak.k)
         ctx.set(dut.membrane_max, q)
-        ctx.set(dut.valid, 1)
+        ctx.set(dut.lane, 1)
         for theta in thresholds:
             # a wide layer, so that the bound B of section 3 admits every accumulator value used here
             layer = DenseLayer(weight=np.zeros((1, 4096), int), weight_format=WeightFormat("uniform", 2),
                                membrane_bits=membrane_bits, threshold=int(theta), reset=reset, leak=leak)
             us = rng.integers(-q, q + 1, len(accs))
             spikes, u_next = neuron_step(layer, us[:, None], accs[:, None])
+            expected = list(zip(spikes[:, 0].astype(int).tolist(), u_next[:, 0].tolist()))
             ctx.set(dut.threshold, int(theta))
-            for u, acc, s, un in zip(us, accs, spikes[:, 0], u_next[:, 0]):
-                ctx.set(dut.u, int(u))
-                ctx.set(dut.acc, int(acc))
-                assert (ctx.get(dut.spike), ctx.get(dut.u_next)) == (int(s), int(un)), \
-                    f"seed {seed}: u={u} acc={acc} theta={theta}"
+            got = []
+            # one value per cycle; results come out LATENCY cycles later, in order
+            for i in range(len(accs) + ThresholdUnit.LATENCY):
+                feeding = i < len(accs)
+                ctx.set(dut.valid_in, feeding)
+                ctx.set(dut.u, int(us[i]) if feeding else 0)
+                ctx.set(dut.acc, int(accs[i]) if feeding else 0)
+                if ctx.get(dut.valid_out):
+                    got.append((ctx.get(dut.spike), ctx.get(dut.u_next)))
+                await ctx.tick()
+            assert got == expected, f"seed {seed}: theta={theta}"
 
     sim = Simulator(dut)
+    sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
 
@@ -55,11 +63,13 @@ def test_invalid_lane_never_spikes():
     async def tb(ctx):
         ctx.set(dut.threshold, 1)
         ctx.set(dut.acc, 50)
-        ctx.set(dut.valid, 0)
-        assert ctx.get(dut.spike) == 0
-        ctx.set(dut.valid, 1)
-        assert ctx.get(dut.spike) == 1
+        ctx.set(dut.valid_in, 1)
+        for lane in (0, 1):
+            ctx.set(dut.lane, lane)
+            await ctx.tick().repeat(ThresholdUnit.LATENCY)
+            assert ctx.get(dut.valid_out) and ctx.get(dut.spike) == lane
 
     sim = Simulator(dut)
+    sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
