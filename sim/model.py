@@ -146,6 +146,7 @@ class DenseLayer:
                 f"weight [{i},{j}] = {w[i, j]} is outside the {self.weight_format} grid "
                 f"{_grid_text(self.weight_format.levels())}")
         object.__setattr__(self, "weight", w.astype(np.int64))
+        object.__setattr__(self, "_weight_t", {})  # cached transposed float copies for synaptic_input
         if self.membrane_bits not in MEMBRANE_BITS:
             raise ModelError(f"membrane bits must be one of {MEMBRANE_BITS}, not {self.membrane_bits}")
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, np.integer)):
@@ -200,10 +201,14 @@ class DenseLayer:
     def synaptic_input(self, spikes: np.ndarray) -> np.ndarray:
         """Step 1 for a batch: spikes [batch, n_in] (0/1) -> I [batch, n_out] (int64).
 
-        float64 matmul is exact here (|I| <= B < 2^53) and uses BLAS.
+        A float matmul is exact here and uses BLAS: float32 while every partial sum stays below 2^24
+        (|I| <= B), float64 (exact below 2^53) otherwise.
         """
-        i = spikes.astype(np.float64) @ self.weight.T.astype(np.float64)
-        i = i.astype(np.int64)
+        dtype = np.float32 if self.bound < 2**24 else np.float64
+        w = self._weight_t.get(dtype)
+        if w is None:
+            w = self._weight_t[dtype] = np.ascontiguousarray(self.weight.T, dtype=dtype)
+        i = (spikes.astype(dtype) @ w).astype(np.int64)
         if self.bias is not None:
             i += self.bias
         return i
