@@ -1,7 +1,7 @@
 """Event-driven input: turns n_pe-bit spike words into the indices of their ones.
 
-Each word costs one cycle to take in, plus one cycle per 1 in it (lowest index first). Bits past
-`n_in` in the last word are masked, so padding never becomes an event.
+Each word costs one cycle to take in, plus one cycle per 1 in it (lowest index first), plus one DONE
+cycle at the end. Bits past `n_in` in the last word are masked, so padding never becomes an event.
 """
 
 from __future__ import annotations
@@ -34,12 +34,16 @@ class SpikeEncoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.n_pe
+        ones = (1 << n) - 1
         base = Signal(len(self.n_in) + 1)
         remaining = Signal(len(self.n_in) + 1)  # inputs from the current word on
+        last = Signal()  # the current word is the last one
+        mask = Signal(n)  # lanes of the current word that are inputs (padding masked)
         pending = Signal(n)
-        last_word = remaining <= n
+        # `last` and `mask` are registered for the word being taken in, keeping the compare chains off
+        # the path from the spike word to the state register
         masked = Signal(n)
-        m.d.comb += masked.eq(self.words.payload & Mux(last_word, _low_mask(remaining, n), (1 << n) - 1))
+        m.d.comb += masked.eq(self.words.payload & mask)
 
         lsb = Signal(range(n))
         for i in reversed(range(n)):
@@ -47,21 +51,25 @@ class SpikeEncoder(wiring.Component):
                 m.d.comb += lsb.eq(i)
         single = (pending & (pending - 1)) == 0
 
+        def word(rem):
+            m.d.sync += [remaining.eq(rem), last.eq(rem <= n), mask.eq(Mux(rem <= n, _low_mask(rem, n), ones))]
+
         def next_word():
-            m.d.sync += [base.eq(base + n), remaining.eq(remaining - n), self.word_index.eq(self.word_index + 1)]
+            word(remaining - n)
+            m.d.sync += [base.eq(base + n), self.word_index.eq(self.word_index + 1)]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [base.eq(0), remaining.eq(self.n_in), self.word_index.eq(0), self.event_count.eq(0)]
+                    word(self.n_in)
+                    m.d.sync += [base.eq(0), self.word_index.eq(0), self.event_count.eq(0)]
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += [self.busy.eq(1), self.words.ready.eq(1), self.stall.eq(~self.words.valid)]
                 with m.If(self.words.valid):
                     with m.If(masked == 0):
-                        with m.If(last_word):
-                            m.d.comb += self.finish.eq(1)
-                            m.next = "IDLE"
+                        with m.If(last):
+                            m.next = "DONE"
                         with m.Else():
                             next_word()
                     with m.Else():
@@ -71,12 +79,15 @@ class SpikeEncoder(wiring.Component):
                 m.d.comb += [self.busy.eq(1), self.event_valid.eq(1), self.event_index.eq(base + lsb)]
                 m.d.sync += [pending.eq(pending & (pending - 1)), self.event_count.eq(self.event_count + 1)]
                 with m.If(single):
-                    with m.If(last_word):
-                        m.d.comb += self.finish.eq(1)
-                        m.next = "IDLE"
+                    with m.If(last):
+                        m.next = "DONE"
                     with m.Else():
                         next_word()
                         m.next = "LOAD"
+            with m.State("DONE"):
+                # `finish` comes from a register, so the controller's next state does not wait on a word
+                m.d.comb += [self.busy.eq(1), self.finish.eq(1)]
+                m.next = "IDLE"
         return m
 
 

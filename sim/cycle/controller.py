@@ -3,7 +3,7 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + G[l] * (E[l][t] + 3) + 4 ) )  (+ stalls)
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * (E[l][t] + 3) + 4 ) )  (+ stalls)
 
 The three overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
 the membrane and bias words, issue the first event read), one pipeline-drain cycle at the end of ACC
@@ -34,6 +34,7 @@ RUN_DONE = 1           # the DONE cycle
 SETUP = 1              # per layer and step
 ENCODE_PER_WORD = 1    # per input spike word
 ENCODE_PER_EVENT = 1   # per 1 in a word
+ENCODE_DONE = 1        # per layer and step: the encoder's registered DONE cycle
 GROUP_START = 1        # per group: read membrane / bias word, issue the first event read
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
 GROUP_DRAIN = 1        # per group: the last event leaves the two-stage event -> weight pipeline
@@ -51,7 +52,7 @@ class PhaseCycles:
     setup: np.ndarray
     """int64 [B, T, L]."""
     encode: np.ndarray
-    """int64 [B, T, L]: W[l] + E[l][t]."""
+    """int64 [B, T, L]: W[l] + E[l][t] + 1."""
     group_start: np.ndarray
     """int64 [B, T, L]: one per group."""
     acc: np.ndarray
@@ -104,7 +105,7 @@ def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray) -> P
     return PhaseCycles(
         run=RUN_START + RUN_DONE,
         setup=np.full(e.shape, SETUP, np.int64),
-        encode=ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e,
+        encode=ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e + ENCODE_DONE,
         group_start=GROUP_START * g,
         acc=ACC_PER_EVENT * e * g,
         group_drain=GROUP_DRAIN * g,

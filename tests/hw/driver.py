@@ -102,5 +102,5 @@ def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray) -> int:
         for l, place in enumerate(lay.layers):
             inputs = sample[t] if l == 0 else trace.spikes[l - 1][0, t]
             e = int(inputs.sum())
-            total += 1 + place.words + e + place.groups * (e + 3) + ThresholdUnit.LATENCY
+            total += 1 + place.words + e + 1 + place.groups * (e + 3) + ThresholdUnit.LATENCY
     return total
