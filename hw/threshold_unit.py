@@ -5,9 +5,10 @@ LUT levels (docs/microarchitecture.md, "Threshold pipeline"):
 
     input cycle  H = u + acc                                    -> stage 1
     stage 1      D = H - theta; fire = D >= 0; R = reset(H, D)  -> stage 2
-    stage 2      S = (R + (R < 0 ? 2^k - 1 : 0)) >>> k          -> stage 3   (shift toward zero)
-    stage 3      L = R, S or R - S (none, shift, decay)         -> stage 4
-    stage 4      u_next = clamp(L, -Q, Q); outputs valid        (LATENCY cycles after the input cycle)
+    stage 2      A = R + (R < 0 ? 2^k - 1 : 0)                  -> stage 3   (shift toward zero:
+    stage 3      S = A >>> k                                    -> stage 4    the rounding add, the shift)
+    stage 4      L = R, S or R - S (none, shift, decay)         -> stage 5
+    stage 5      u_next = clamp(L, -Q, Q); outputs valid        (LATENCY cycles after the input cycle)
 
 The layer parameters (threshold, reset, leak, Q) must stay constant while values are in flight.
 """
@@ -22,7 +23,7 @@ LEAK_NONE, LEAK_SHIFT, LEAK_DECAY = 0, 1, 2
 
 
 class ThresholdUnit(wiring.Component):
-    LATENCY = 4
+    LATENCY = 5
     """Cycles from the cycle `valid_in` is high to the cycle `valid_out` is high with the result."""
 
     def __init__(self, membrane_bits: int, acc_bits: int):
@@ -49,10 +50,13 @@ class ThresholdUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wide = signed(self.acc_bits + 1)  # |u + acc| fits (docs/arithmetic.md section 3), plus headroom
-        v = [Signal(name=f"valid{i}") for i in range(1, 5)]
-        lane1, spike2, spike3, spike4 = (Signal(name=n) for n in ("lane1", "spike2", "spike3", "spike4"))
-        h1, r2, r3, s3, l4 = (Signal(wide, name=n) for n in ("h1", "r2", "r3", "s3", "l4"))
-        m.d.sync += [v[0].eq(self.valid_in), v[1].eq(v[0]), v[2].eq(v[1]), v[3].eq(v[2])]
+        v = [Signal(name=f"valid{i}") for i in range(1, self.LATENCY + 1)]
+        lane1 = Signal()
+        spike = [Signal(name=f"spike{i}") for i in range(2, 6)]  # spike2 .. spike5
+        h1, r2, r3, r4, s4, l5 = (Signal(wide, name=n) for n in ("h1", "r2", "r3", "r4", "s4", "l5"))
+        a3 = Signal(signed(max(self.acc_bits + 1, 16) + 2))  # R plus a mask of up to 2^15 - 1
+        m.d.sync += [v[0].eq(self.valid_in)] + [b.eq(a) for a, b in zip(v, v[1:])]
+        m.d.sync += [b.eq(a) for a, b in zip(spike, spike[1:])]
 
         # input cycle: integrate
         m.d.sync += [h1.eq(self.u + self.acc), lane1.eq(self.lane)]
@@ -61,27 +65,28 @@ class ThresholdUnit(wiring.Component):
         d = Signal(wide)
         fire = Signal()
         m.d.comb += [d.eq(h1 - self.threshold), fire.eq(d >= 0)]
-        m.d.sync += [spike2.eq(fire & lane1), r2.eq(Mux(fire, Mux(self.soft, d, 0), h1))]
+        m.d.sync += [spike[0].eq(fire & lane1), r2.eq(Mux(fire, Mux(self.soft, d, 0), h1))]
 
-        # stage 2: arithmetic shift right rounding toward zero
+        # stages 2 and 3: arithmetic shift right rounding toward zero. The mask 2^k - 1 is registered
+        # from the (constant while in flight) layer parameter, off the data path.
         mask = Signal(16)
-        m.d.comb += mask.eq((Const(1, 17) << self.leak_k) - 1)
-        m.d.sync += [s3.eq((r2 + Mux(r2 < 0, mask, 0)) >> self.leak_k), r3.eq(r2), spike3.eq(spike2)]
+        m.d.sync += mask.eq((Const(1, 17) << self.leak_k) - 1)
+        m.d.sync += [a3.eq(r2 + Mux(r2 < 0, mask, 0)), r3.eq(r2)]
+        m.d.sync += [s4.eq(a3 >> self.leak_k), r4.eq(r3)]
 
-        # stage 3: leak form
+        # stage 4: leak form
         with m.Switch(self.leak_kind):
             with m.Case(LEAK_SHIFT):
-                m.d.sync += l4.eq(s3)
+                m.d.sync += l5.eq(s4)
             with m.Case(LEAK_DECAY):
-                m.d.sync += l4.eq(r3 - s3)
+                m.d.sync += l5.eq(r4 - s4)
             with m.Default():
-                m.d.sync += l4.eq(r3)
-        m.d.sync += spike4.eq(spike3)
+                m.d.sync += l5.eq(r4)
 
-        # stage 4: clamp to the membrane grid
+        # stage 5: clamp to the membrane grid
         q = self.membrane_max
-        clamped = Mux(l4 > q, q, Mux(l4 < -q, -q, l4))
-        m.d.comb += [self.u_next.eq(clamped), self.spike.eq(spike4), self.valid_out.eq(v[3])]
+        clamped = Mux(l5 > q, q, Mux(l5 < -q, -q, l5))
+        m.d.comb += [self.u_next.eq(clamped), self.spike.eq(spike[-1]), self.valid_out.eq(v[-1])]
         # Formal: every membrane written back is on its grid (docs/arithmetic.md step 6). Stated on the
         # expression, not on `u_next`, so the simulator never checks it against a half-settled value.
         m.d.comb += Assert((clamped <= q) & (clamped >= -q))

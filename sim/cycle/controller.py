@@ -3,13 +3,13 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * (E[l][t] + 3) + 4 ) )  (+ stalls)
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * (E[l][t] + 3) + 5 ) )  (+ stalls)
 
 The three overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
 the membrane and bias words, issue the first event read), one pipeline-drain cycle at the end of ACC
 (event index -> weight read -> accumulate is two stages deep), FIRE (the threshold pipeline takes
-H = u + acc). The threshold pipeline writes each group back 4 cycles after its FIRE, overlapping the
-next group; after a layer's last group DRAIN waits those 4 cycles (hw.threshold_unit.LATENCY).
+H = u + acc). The threshold pipeline writes each group back 5 cycles after its FIRE, overlapping the
+next group; after a layer's last group DRAIN waits those 5 cycles (hw.threshold_unit.LATENCY).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ GROUP_START = 1        # per group: read membrane / bias word, issue the first e
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
 GROUP_DRAIN = 1        # per group: the last event leaves the two-stage event -> weight pipeline
 GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
-LAYER_DRAIN = 4        # per layer and step: the threshold pipeline's last write-back (its latency)
+LAYER_DRAIN = 5        # per layer and step: the threshold pipeline's last write-back (its latency)
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
 
 

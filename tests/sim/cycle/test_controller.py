@@ -27,7 +27,7 @@ def doc_formula(model, x, n_pe) -> list[int]:
                 inp = x[b, t] if l == 0 else trace.spikes[l - 1][b, t]
                 e = int(sum(int(v) for v in inp))
                 w, g = math.ceil(layer.n_in / n_pe), math.ceil(layer.n_out / n_pe)
-                total += 1 + w + e + 1 + g * (e + 3) + 4  # + encoder DONE, + DRAIN of the threshold pipeline
+                total += 1 + w + e + 1 + g * (e + 3) + 5  # + encoder DONE, + DRAIN of the threshold pipeline
         totals.append(total)
     return totals
 
@@ -47,25 +47,25 @@ def test_total_cycles_equal_the_doc_formula(seed, n_pe):
 def test_worked_example_by_hand(worked):
     model, x, cfg = worked
     # n_pe = 2, n_in = n_out = 3: W = 2 words, G = 2 groups. E[0][t] = 2, 3, 1, 1 (ones of x[t]).
-    # Per step: OUTPUT G = 2, SETUP 1, ENCODE W + E + 1 = 3 + E, groups G * (E + 3) = 2E + 6, DRAIN 4:
-    # 16 + 3E.   t=0: 16 + 6 = 22   t=1: 16 + 9 = 25   t=2: 16 + 3 = 19   t=3: 16 + 3 = 19   -> 85
-    # plus START and DONE: 87.
+    # Per step: OUTPUT G = 2, SETUP 1, ENCODE W + E + 1 = 3 + E, groups G * (E + 3) = 2E + 6, DRAIN 5:
+    # 17 + 3E.   t=0: 17 + 6 = 23   t=1: 17 + 9 = 26   t=2: 17 + 3 = 20   t=3: 17 + 3 = 20   -> 89
+    # plus START and DONE: 91.
     r = simulate(model, x, cfg)
-    assert r.cycles.tolist() == [87]
-    assert r.phases.step[0].tolist() == [22, 25, 19, 19]
+    assert r.cycles.tolist() == [91]
+    assert r.phases.step[0].tolist() == [23, 26, 20, 20]
     assert {k: int(v[0]) for k, v in r.phases.per_phase().items()} == {
         "run": 2, "setup": 4, "encode": 8 + 7 + 4, "group_start": 8, "acc": 14, "group_drain": 8, "fire": 8,
-        "drain": 16, "output": 8}
+        "drain": 20, "output": 8}
 
 
 def test_pot_zero_weight_example_by_hand():
     # 2 inputs, 1 neuron, pot:3 weights [0, 2], n_pe = 1: W = 2, G = 1; x[0] = [1, 1], x[1] = [0, 1].
-    # Per step: OUTPUT 1 + SETUP 1 + ENCODE 2 + E + 1 + group E + 3 + DRAIN 4 = 12 + 2E: 16 and 14, plus 2 = 32.
+    # Per step: OUTPUT 1 + SETUP 1 + ENCODE 2 + E + 1 + group E + 3 + DRAIN 5 = 13 + 2E: 17 and 15, plus 2 = 34.
     layer = DenseLayer(weight=np.array([[0, 2]]), weight_format=WeightFormat("pot", 3), membrane_bits=2,
                        threshold=1, reset="soft", leak=Leak("decay", 2))
     model = IntModel((layer,), 2)
     r = simulate(model, np.array([[[1, 1], [0, 1]]], np.uint8), n_pe=1)
-    assert r.cycles.tolist() == [32]
+    assert r.cycles.tolist() == [34]
     pe = r.blocks["pe_array"]
     assert pe.per_sample("lane_ops").tolist() == [3]       # 3 events x 1 group x 1 lane
     assert pe.per_sample("additions").tolist() == [2]      # the events of input 1 meet weight 2
@@ -104,3 +104,9 @@ def test_vectorized_over_samples_equals_one_at_a_time():
         for name, counts in one.blocks.items():
             for op, a in counts.ops.items():
                 assert np.array_equal(a[0], batch.blocks[name].ops[op][b]), (name, op)
+
+
+def test_drain_is_the_rtl_threshold_pipeline_latency():
+    from hw.threshold_unit import ThresholdUnit
+    from sim.cycle.controller import LAYER_DRAIN
+    assert LAYER_DRAIN == ThresholdUnit.LATENCY
