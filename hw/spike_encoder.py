@@ -23,6 +23,7 @@ class SpikeEncoder(wiring.Component):
             "n_in": In(count_bits),
             "words": In(stream.Signature(n_pe)),
             "word_index": Out(count_bits),
+            "advance": Out(1),  # word_index moves to the next word at the end of this cycle
             "event_valid": Out(1),
             "event_index": Out(self.index_bits),
             "event_count": Out(count_bits),
@@ -57,6 +58,7 @@ class SpikeEncoder(wiring.Component):
         def next_word():
             word(remaining - n)
             m.d.sync += [base.eq(base + n), self.word_index.eq(self.word_index + 1)]
+            m.d.comb += self.advance.eq(1)
 
         with m.FSM():
             with m.State("IDLE"):

@@ -13,6 +13,7 @@ from hw.images import bias_words, weight_banks
 from hw.membrane_memory import MembraneMemory
 from hw.pe_array import PEArray
 from hw.registers import layer_values
+from hw.spike_buffer import SpikeBuffer
 from hw.spike_encoder import SpikeEncoder
 from hw.threshold_unit import ThresholdUnit
 from hw.weight_memory import WeightMemory
@@ -60,7 +61,7 @@ class Accelerator(wiring.Component):
             n, cfg.weight_bits, cfg.weight_depth, weight_banks(model, cfg).tolist() if model else None)
         m.submodules.membranes = mmem = MembraneMemory(n, mb, cfg.membrane_depth)
         m.submodules.events = evmem = memory.Memory(shape=cfg.index_bits, depth=cfg.max_inputs, init=[])
-        m.submodules.spike_buffer = sbuf = memory.Memory(shape=n, depth=cfg.spike_words, init=[])
+        m.submodules.spike_buffer = sbuf = SpikeBuffer(n, cfg.spike_words)
         regs, cur = host.layers[ctrl.layer], ctrl.cur
 
         wiring.connect(m, wiring.flipped(self.load), host.load)
@@ -74,14 +75,13 @@ class Accelerator(wiring.Component):
         ]
 
         # spike encoder: host words for layer 0, the spike buffer for the others -> event memory
-        enc_rd, out_rd = sbuf.read_port(domain="comb"), sbuf.read_port(domain="comb")
         ev_wr, ev_rd = evmem.write_port(), evmem.read_port()
         m.d.comb += [
             enc.start.eq(ctrl.enc_start), enc.n_in.eq(regs.n_in),
             ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
-            enc_rd.addr.eq(enc.word_index),
+            sbuf.start.eq(enc.start), sbuf.index.eq(enc.word_index), sbuf.advance.eq(enc.advance),
             enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
-            enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, enc_rd.data)),
+            enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, sbuf.word)),
             self.spikes_in.ready.eq(enc.words.ready & ctrl.from_host),
             ev_wr.addr.eq(enc.event_count), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid),
             ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
@@ -112,11 +112,10 @@ class Accelerator(wiring.Component):
                 tu.leak_kind.eq(cur.leak_kind), tu.leak_k.eq(cur.leak_k), tu.membrane_max.eq(cur.membrane_max),
             ]
         spikes, membranes = Cat(*(u.spike for u in units)), Cat(*(u.u_next for u in units))
-        sb_wr = sbuf.write_port()
         m.d.comb += [
             mmem.wdata.eq(membranes),
-            sb_wr.addr.eq(ctrl.wb_group), sb_wr.data.eq(spikes), sb_wr.en.eq(ctrl.wb_valid),
-            out_rd.addr.eq(ctrl.out_addr), ctrl.out_data.eq(out_rd.data),
+            sbuf.waddr.eq(ctrl.wb_group), sbuf.wdata.eq(spikes), sbuf.wen.eq(ctrl.wb_valid),
+            sbuf.out_addr.eq(ctrl.out_addr), ctrl.out_data.eq(sbuf.out_data),
             self.probe.valid.eq(ctrl.wb_valid), self.probe.step.eq(ctrl.wb_step), self.probe.layer.eq(ctrl.wb_layer),
             self.probe.group.eq(ctrl.wb_group), self.probe.spikes.eq(spikes), self.probe.membranes.eq(membranes),
         ]

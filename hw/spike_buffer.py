@@ -1,0 +1,39 @@
+"""Spike buffer: the spike words of the layer just processed, read back by the next layer's encoder.
+
+Flip-flops (it is small: max_neurons bits). The encoder's read is registered so that the word it
+tests comes straight from a register: each cycle both `buffer[index]` and `buffer[index + 1]` are
+fetched, and the cycle after, the one matching the encoder's (possibly advanced) index is served.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+
+class SpikeBuffer(wiring.Component):
+    def __init__(self, n_pe: int, words: int):
+        if n_pe < 1 or words < 1:
+            raise ValueError("n_pe and words must be positive")
+        self.n_pe, self.words = n_pe, words
+        super().__init__({
+            "waddr": In(range(words)), "wdata": In(n_pe), "wen": In(1),
+            # encoder side: `start` resets its index to 0, `advance` moves it to the next word
+            "start": In(1), "index": In(range(words + 1)), "advance": In(1), "word": Out(n_pe),
+            # OUTPUT side (combinational read)
+            "out_addr": In(range(words)), "out_data": Out(n_pe),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=self.n_pe, depth=self.words, init=[])
+        wr = mem.write_port()
+        here, ahead, out = (mem.read_port(domain="comb") for _ in range(3))
+        m.d.comb += [wr.addr.eq(self.waddr), wr.data.eq(self.wdata), wr.en.eq(self.wen),
+                     out.addr.eq(self.out_addr), self.out_data.eq(out.data)]
+        m.d.comb += [here.addr.eq(Mux(self.start, 0, self.index)), ahead.addr.eq(Mux(self.start, 1, self.index + 1))]
+        word_here, word_ahead, advanced = Signal(self.n_pe), Signal(self.n_pe), Signal()
+        m.d.sync += [word_here.eq(here.data), word_ahead.eq(ahead.data), advanced.eq(self.advance & ~self.start)]
+        m.d.comb += self.word.eq(Mux(advanced, word_ahead, word_here))
+        return m
