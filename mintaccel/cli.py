@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"mintaccel {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("demo", help="the main job on the shipped model: accuracy and memory (and more to come)")
+    p = sub.add_parser("demo", help="the main job on the shipped model: accuracy, memory, cycles, energy, Verilog, area")
     p.set_defaults(func=c.cmd_demo)
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
     p.add_argument("--out", default="mintaccel-demo", help="folder for generated files (default ./mintaccel-demo)")
