@@ -632,7 +632,7 @@ def finetune(net: FloatNet, formats: list[LayerFormat], choices: list[Choice], m
     """
     import torch
     from model_export.qat import LayerSpec, QuantSNN, TrainConfig
-    from model_export.train import encoded, predict
+    from model_export.train import encoded, fit, predict
     from sim.reference import run_batched
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -646,7 +646,7 @@ def finetune(net: FloatNet, formats: list[LayerFormat], choices: list[Choice], m
     for qlayer, layer, fmt, ch, ilayer in zip(qnet.layers, net.layers, formats, choices, model.layers):
         _init_quant_layer(qlayer, layer, fmt, ch, ilayer)
     xtr, xte = encoded(split, model.timesteps)
-    _train(qnet, xtr, torch.from_numpy(split.y_train), cfg, progress)
+    fit(qnet, xtr, torch.from_numpy(split.y_train), cfg, progress)
     out = qnet.to_int_model(model.encoding, dict(model.meta))
     if not np.array_equal(run_batched(out, xte.numpy().astype(np.uint8)).predictions, predict(qnet, xte)):
         raise RuntimeError("fine-tuned integer model disagrees with the torch eval model (a mintaccel bug)")
@@ -667,30 +667,6 @@ def _init_quant_layer(qlayer, layer: FloatLayer, fmt: LayerFormat, ch: Choice, i
     qlayer.threshold_real = ch.threshold * ch.scale
     qlayer.leak = ilayer.leak
     qlayer.reset = ilayer.reset
-
-
-def _train(qnet, xtr, ytr, cfg, progress) -> None:
-    """model_export.train's loop (Adam, cosine schedule, CE on spike counts), on a given network."""
-    import torch
-    opt = torch.optim.Adam(qnet.parameters(), lr=cfg.lr)
-    steps = (len(xtr) + cfg.batch_size - 1) // cfg.batch_size
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loss_fn, gain = torch.nn.CrossEntropyLoss(), 8.0 / cfg.timesteps
-    for epoch in range(cfg.epochs):
-        qnet.train()
-        order, total = torch.randperm(len(xtr), generator=gen), 0.0
-        for i in range(0, len(xtr), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            loss = loss_fn(qnet(xtr[idx]) * gain, ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-        if progress:
-            progress(epoch + 1, cfg.epochs, total / len(xtr))
-    qnet.eval()
 
 
 # ---------------------------------------------------------------- the whole import

@@ -64,14 +64,24 @@ def train(cfg: TrainConfig, progress=None, split: datasets.Split | None = None) 
     sizes = [split.n_inputs, *cfg.hidden, split.n_classes]
     net = QuantSNN(sizes, cfg)
     xtr, xte = encoded(split, cfg.timesteps)
-    ytr = torch.from_numpy(split.y_train)
+    start = time.perf_counter()
+    fit(net, xtr, torch.from_numpy(split.y_train), cfg, progress)
+    seconds = time.perf_counter() - start
+    net.eval()
+    return TrainResult(net, cfg, Encoding("rate", split.levels),
+                       accuracy(net, xte, split.y_test), accuracy(net, xtr, split.y_train),
+                       seconds, split.description)
+
+
+def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, progress=None) -> None:
+    """The training loop: Adam with a cosine schedule, cross-entropy on output spike counts, the sigmoid
+    quantizers' temperature schedule; data order from `cfg.seed`. Leaves `net` in eval mode."""
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     steps_per_epoch = (len(xtr) + cfg.batch_size - 1) // cfg.batch_size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
     loss_fn = torch.nn.CrossEntropyLoss()
     gain = 8.0 / cfg.timesteps  # logits of a comparable range whatever T is
-    start = time.perf_counter()
     for epoch in range(cfg.epochs):
         net.train()
         net.set_temperature(_temperature(epoch, cfg.epochs))
@@ -87,11 +97,7 @@ def train(cfg: TrainConfig, progress=None, split: datasets.Split | None = None) 
             total += float(loss.detach()) * len(idx)
         if progress:
             progress(epoch + 1, cfg.epochs, total / len(xtr))
-    seconds = time.perf_counter() - start
     net.eval()
-    return TrainResult(net, cfg, Encoding("rate", split.levels),
-                       accuracy(net, xte, split.y_test), accuracy(net, xtr, split.y_train),
-                       seconds, split.description)
 
 
 def _temperature(epoch: int, epochs: int) -> float:
