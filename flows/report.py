@@ -1,0 +1,214 @@
+"""The synthesis report: readable tables from the flow's JSON, and the comparison with flows/baselines.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+BASELINES = Path(__file__).with_name("baselines.json")
+
+#: Default tolerances: how far a metric may move the wrong way before the baseline check fails.
+DEFAULT_TOLERANCES = {
+    "luts": {"max_increase": 0.10},
+    "ffs": {"max_increase": 0.10},
+    "carry": {"max_increase": 0.10},
+    "bram": {"max_increase": 0.0},
+    "dsp": {"max": 0},
+    "multipliers": {"max": 0},
+    "fmax_mhz": {"max_decrease": 0.10},
+}
+
+
+# ---------------------------------------------------------------- summary figures
+
+def metrics(report: dict) -> dict:
+    """The figures baselines track."""
+    s = report["synthesis"]
+    m = {"luts": s["luts"], "ffs": s["ffs"], "carry": s["carry"], "bram": s["bram"], "dsp": s["dsp"],
+         "multipliers": report["generic"]["multipliers"]}
+    if report.get("pnr") and report["pnr"].get("fmax_mhz") is not None:
+        m["fmax_mhz"] = report["pnr"]["fmax_mhz"]
+    return m
+
+
+def _pct(used, avail) -> str:
+    return f"{used:,} / {avail:,} ({100.0 * used / avail:.1f}%)" if avail else f"{used:,}"
+
+
+def critical_path_text(cp: dict | None) -> str:
+    if not cp:
+        return "-"
+    share = 100.0 * cp["logic_ns"] / cp["delay_ns"] if cp["delay_ns"] else 0.0
+    blocks = " -> ".join(cp["blocks"][:8]) + (" -> ..." if len(cp["blocks"]) > 8 else "")
+    srcs = ", ".join(cp["sources"][:6]) + (", ..." if len(cp["sources"]) > 6 else "")
+    return (f"{cp['delay_ns']:.1f} ns, {cp['logic_levels']} logic levels ({share:.0f}% logic, "
+            f"{100 - share:.0f}% routing): {blocks}" + (f"; source {srcs}" if srcs else ""))
+
+
+def summary_rows(report: dict, target) -> list[tuple[str, str]]:
+    s, g, c = report["synthesis"], report["generic"], report["config"]
+    rows = [
+        ("target", f"{report['target']} ({report['device']})"),
+        ("build", f"n_pe {c['n_pe']}, weights {c['weight_bits']} b, membranes {c['membrane_bits']} b, "
+                  f"bias {c['bias_bits']} b, accumulator {c['accumulator_bits']} b, "
+                  f"{c['max_layers']} layers, {c['max_inputs']} inputs, {c['max_neurons']} neurons"),
+        ("LUTs", f"{_pct(s['luts'], target.luts_available)} ({'/'.join(target.lut_cells)})"),
+        ("flip-flops", f"{s['ffs']:,}"),
+        ("carry cells", f"{s['carry']:,} ({'/'.join(target.carry_cells)})"),
+        ("block RAM", f"{_pct(s['bram'], target.bram_available)} ({target.bram_cells[0]})"),
+    ]
+    if target.spram_cells:
+        rows.append(("SPRAM", f"{s['spram']} ({target.spram_cells[0]})"))
+    if target.lutram_cells:
+        rows.append(("LUT RAM", f"{s['lutram']} ({target.lutram_cells[0]})"))
+    ok = "multiplier-free" if report["checks"]["multiplier_free"] else "MULTIPLIERS PRESENT"
+    rows += [
+        ("DSP cells (must be 0)", f"{s['dsp']} ({'/'.join(target.dsp_cells)}): {ok}"),
+        ("generic $mul/$macc cells", f"{g['multipliers']}" + (f" {g['multiplier_cells']}" if g["multipliers"] else "")),
+        ("CMOS gates (memories excluded)", f"{g['cmos_gates']:,} NAND/NOR/NOT + {g['cmos_flip_flops']:,} flip-flops"
+                                           + (f", about {g['cmos_transistors']:,} transistors" if g["cmos_transistors"] else "")),
+    ]
+    if report.get("luts_per_pe") is not None:
+        rows.append(("LUTs per PE", f"{report['luts_per_pe']:g} (pe_array / n_pe, unflattened)"))
+    if report.get("luts_per_threshold_unit") is not None:
+        rows.append(("LUTs per threshold unit", f"{report['luts_per_threshold_unit']:g} (one per lane, unflattened)"))
+    p = report.get("pnr")
+    if p:
+        if p["fmax_mhz"] is None:
+            rows.append(("Fmax", "no clocked path"))
+        else:
+            verdict = "met" if p["timing_met"] else "NOT met"
+            rows.append(("Fmax (clk)", f"{p['fmax_mhz']:.2f} MHz (goal {p['constraint_mhz']:g} MHz: {verdict})"))
+        rows.append(("critical path", critical_path_text(p["critical_path"])))
+        rows.append(("utilisation (P&R)", "; ".join(f"{u['label']} {u['used']}/{u['available']} ({u['percent']:.1f}%)"
+                                                   for u in p["utilisation"].values() if u["percent"] is not None)))
+        hc = p.get("harness_cells")
+        rows.append(("P&R design", p["design"] + (f" ({hc['luts']:,} LUTs, {hc['ffs']:,} FFs)" if hc else "")))
+    perf = report.get("performance")
+    if perf:
+        lat = f", {perf['latency_us']:.1f} us at Fmax" if perf.get("latency_us") else ""
+        rows.append(("cycles per inference", f"{perf['cycles_per_inference']:.1f} (min {perf['cycles_min']}, "
+                                             f"max {perf['cycles_max']}){lat}"))
+        if perf.get("accuracy") is not None:
+            rows.append(("accuracy", f"{100 * perf['accuracy']:.2f}% on {perf['samples']} samples"))
+    e = report.get("energy")
+    if e:
+        static = f" + {e['static_pj'] / 1000:.1f} nJ static" if e["static_pj"] is not None else " (static not included)"
+        per_sop = f", {e['per_sop_pj']:.2f} pJ per synaptic op" if e.get("per_sop_pj") else ""
+        rows.append(("energy per inference (ESTIMATE)",
+                     f"{e['dynamic_pj'] / 1000:.1f} nJ dynamic{static} = {e['total_pj'] / 1000:.1f} nJ{per_sop}"))
+    for w in report.get("warnings") or []:
+        rows.append(("WARNING", w))
+    rows.append(("build folder", report["build_dir"]))
+    return rows
+
+
+def memory_rows(report: dict) -> list[tuple]:
+    out = []
+    for m in report["memories"]:
+        geom = f"{m['depth']} x {m['width']}" if m["depth"] else "?"
+        out.append((m["memory"], geom, m["read"] or "?", m["mapped_to"], m["primitives"] or "-",
+                    ", ".join(m["modes"]) or "-"))
+    return out
+
+
+def module_rows(report: dict) -> list[tuple]:
+    """Per-module rows; identical numbered siblings (threshold0..7) collapse into one row."""
+    mods = report.get("modules") or {}
+    groups: dict[tuple, list[str]] = {}
+    order: list[tuple] = []
+    for name, v in mods.items():
+        base = re.sub(r"\d+$", "", name)
+        key = (base, v["luts"], v["ffs"], v["carry"], v["bram"], v["lutram"]) if base != name else (name,)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(name)
+    rows = []
+    for key in order:
+        names = groups[key]
+        v = mods[names[0]]
+        n = len(names)
+        label = names[0] if n == 1 else f"{key[0]}[{_index_range(names)}] ({n}x, each)"
+        rows.append((label, v["luts"], v["ffs"], v["carry"], v["bram"] + v["spram"], v["lutram"], v["dsp"]))
+    return rows
+
+
+def _index_range(names: list[str]) -> str:
+    idx = sorted(int(re.search(r"(\d+)$", n).group(1)) for n in names)
+    return f"{idx[0]}..{idx[-1]}" if idx == list(range(idx[0], idx[-1] + 1)) else ",".join(map(str, idx))
+
+
+def print_report(report: dict, target, console=None) -> None:
+    from rich.table import Table
+
+    from mintaccel import report as ui
+    console = console or ui.console
+    ui.table(f"mintaccel synth: {report['target']}", summary_rows(report, target))
+    t = Table(title="memories: where synthesis put them", title_justify="left")
+    for col in ("memory", "depth x width", "read", "mapped to", "primitives", "modes"):
+        t.add_column(col)
+    for row in memory_rows(report):
+        t.add_row(*(str(v) for v in row))
+    console.print(t)
+    if report.get("modules"):
+        t = Table(title="per module (synthesized without flattening: no cross-boundary optimisation)",
+                  title_justify="left")
+        for col in ("module", "LUTs", "FFs", "carry", "BRAM", "LUT RAM", "DSP"):
+            t.add_column(col, justify="left" if col == "module" else "right")
+        for row in module_rows(report):
+            t.add_row(*(str(v) for v in row))
+        console.print(t)
+
+
+# ---------------------------------------------------------------- baselines
+
+def load_baselines(path: Path | None = None) -> dict:
+    path = Path(path or BASELINES)
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def baseline_config(report: dict) -> dict:
+    return {k: v for k, v in report["config"].items()}
+
+
+def compare_baseline(report: dict, baselines: dict | None = None) -> dict:
+    """Compare a report with the committed baseline of its target.
+
+    Returns {"status": "ok" | "regression" | "no baseline" | "other config", "rows": [...]}; a row is
+    (metric, baseline, now, limit, ok). Only a build with the baseline's exact config is compared.
+    """
+    baselines = load_baselines() if baselines is None else baselines
+    base = baselines.get(report["target"])
+    if not base:
+        return {"status": "no baseline", "rows": []}
+    if base.get("config") != baseline_config(report):
+        return {"status": "other config", "rows": []}
+    now = metrics(report)
+    tolerances = {**DEFAULT_TOLERANCES, **base.get("tolerances", {})}
+    rows = []
+    for metric, ref in base["metrics"].items():
+        if metric not in now:
+            continue
+        tol = tolerances.get(metric, {})
+        value = now[metric]
+        if "max" in tol:
+            limit, ok = tol["max"], value <= tol["max"]
+        elif "max_increase" in tol:
+            limit = ref * (1 + tol["max_increase"])
+            ok = value <= limit + 1e-9
+        elif "max_decrease" in tol:
+            limit = ref * (1 - tol["max_decrease"])
+            ok = value >= limit - 1e-9
+        else:
+            limit, ok = None, True
+        rows.append((metric, ref, value, limit, ok))
+    return {"status": "ok" if all(r[4] for r in rows) else "regression", "rows": rows}
+
+
+def baseline_entry(report: dict) -> dict:
+    return {"config": baseline_config(report), "model": report.get("model"), "metrics": metrics(report),
+            "tolerances": DEFAULT_TOLERANCES, "tools": report.get("tools")}

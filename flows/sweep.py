@@ -1,0 +1,202 @@
+"""Design-space sweep: N_PE x weight format x membrane bits -> LUTs, latency, energy, accuracy, Pareto plots.
+
+For every weight format (scheme and bits) and membrane width, a small LIF network is trained on
+digits (quick QAT, few epochs; cached by its configuration in `<out>/models/`, so a rerun reuses
+it). Every (format, N_PE) point is then built (`HwConfig.for_model(model, n_pe)`), synthesized and
+placed for the target (flows.flow.run_flow without the per-module pass), and simulated cycle by
+cycle on the digits test split (sim.cycle) for latency and the FPGA energy estimate. Results go to
+`<out>/sweep.csv` (rewritten after each point, so an interrupted sweep keeps what it finished),
+`<out>/sweep.json` and `<out>/pareto.png`.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+from mintaccel.errors import UserError
+
+SCHEME_BITS = {"uniform": (2, 3, 4, 8), "pot": (2, 3, 4), "binary": (1,)}
+
+COLUMNS = ("label", "n_pe", "scheme", "weight_bits", "membrane_bits", "accuracy", "luts", "ffs", "carry", "bram",
+           "dsp", "multipliers", "fmax_mhz", "cycles", "latency_us", "energy_nj", "energy_per_sop_pj",
+           "pareto", "build_dir")
+
+
+@dataclass(frozen=True)
+class Point:
+    n_pe: int
+    scheme: str
+    weight_bits: int
+    membrane_bits: int
+
+    @property
+    def weights(self) -> str:
+        return "binary" if self.scheme == "binary" else f"{self.scheme}:{self.weight_bits}"
+
+    @property
+    def label(self) -> str:
+        w = "b1" if self.scheme == "binary" else f"{self.scheme[0]}{self.weight_bits}"
+        return f"n{self.n_pe}-{w}-m{self.membrane_bits}"
+
+
+def grid(n_pes, schemes, weight_bits, membrane_bits) -> tuple[list[Point], list[str]]:
+    """Every valid point, and a note for each combination skipped (e.g. pot:8 does not exist)."""
+    points, skipped = [], []
+    for scheme in schemes:
+        if scheme not in SCHEME_BITS:
+            raise UserError(f"unknown weight scheme {scheme!r}: choose from {', '.join(SCHEME_BITS)}")
+    for scheme, wb, mb, n in itertools.product(schemes, weight_bits, membrane_bits, n_pes):
+        bits = 1 if scheme == "binary" else wb
+        if bits not in SCHEME_BITS[scheme]:
+            note = f"{scheme}:{wb} (bits must be one of {SCHEME_BITS[scheme]})"
+            if note not in skipped:
+                skipped.append(note)
+            continue
+        p = Point(n, scheme, bits, mb)
+        if p not in points:
+            points.append(p)
+    if not points:
+        raise UserError("the sweep grid is empty: " + "; ".join(skipped))
+    return points, skipped
+
+
+def train_model(point: Point, cache: Path, epochs: int, hidden: int, seed: int, progress=None):
+    """The trained integer model for the point's format (trained once per format, then cached)."""
+    from model_export.format import load_model, save_model
+    from model_export.qat import LayerSpec, TrainConfig
+    from model_export.train import train
+
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{point.weights.replace(':', '')}-m{point.membrane_bits}-h{hidden}-e{epochs}-s{seed}.npz"
+    if path.is_file():
+        return load_model(path), path, False
+    cfg = TrainConfig(hidden=(hidden,), layers=(LayerSpec(point.weights, str(point.membrane_bits)),),
+                      epochs=epochs, seed=seed)
+    result = train(cfg, progress=progress)
+    model = result.net.to_int_model(result.encoding, {"trained_with": cfg.to_json(), "split": result.split,
+                                                      "test_accuracy": result.test_accuracy})
+    save_model(model, path)
+    return model, path, True
+
+
+def latency_key(rows: list[dict]) -> str:
+    """`latency_us` when every row has one (P&R ran), else `cycles`."""
+    return "latency_us" if rows and all(r.get("latency_us") is not None for r in rows) else "cycles"
+
+
+def pareto(rows: list[dict], minimize=None, maximize=("accuracy",)) -> list[bool]:
+    """True for rows no other row dominates (no worse in every objective, better in one).
+
+    Objectives by default: LUTs, latency (or cycles), energy down; accuracy up.
+    """
+    minimize = minimize or ("luts", latency_key(rows), "energy_nj")
+    def vec(r):
+        v = [r.get(k) for k in minimize] + [None if r.get(k) is None else -r[k] for k in maximize]
+        return None if any(x is None for x in v) else v
+    vecs = [vec(r) for r in rows]
+    out = []
+    for i, a in enumerate(vecs):
+        if a is None:
+            out.append(False)
+            continue
+        dominated = any(b is not None and j != i and all(x <= y for x, y in zip(b, a)) and any(x < y for x, y in zip(b, a))
+                        for j, b in enumerate(vecs))
+        out.append(not dominated)
+    return out
+
+
+def row_for(point: Point, report: dict) -> dict:
+    s, p, perf, e = report["synthesis"], report.get("pnr") or {}, report.get("performance") or {}, report.get("energy") or {}
+    return {
+        "label": point.label, "n_pe": point.n_pe, "scheme": point.scheme, "weight_bits": point.weight_bits,
+        "membrane_bits": point.membrane_bits, "accuracy": perf.get("accuracy"),
+        "luts": s["luts"], "ffs": s["ffs"], "carry": s["carry"], "bram": s["bram"], "dsp": s["dsp"],
+        "multipliers": report["generic"]["multipliers"], "fmax_mhz": p.get("fmax_mhz"),
+        "cycles": perf.get("cycles_per_inference"), "latency_us": perf.get("latency_us"),
+        "energy_nj": None if not e else e["total_pj"] / 1000, "energy_per_sop_pj": e.get("per_sop_pj"),
+        "build_dir": report["build_dir"],
+    }
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    from mintaccel.atomic import atomic_open
+    marks = pareto(rows)
+    with atomic_open(path, "w") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r, m in zip(rows, marks):
+            w.writerow({**{k: _fmt(r.get(k)) for k in COLUMNS}, "pareto": int(m)})
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else v
+
+
+def plot(rows: list[dict], path: Path, target: str) -> None:
+    """A 2 x 2 figure of the trade-offs; Pareto-optimal points (all four objectives) circled."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    marks = pareto(rows)
+    lat = latency_key(rows)
+    pairs = [("luts", lat, "LUTs", "latency per inference (us)" if lat == "latency_us" else "cycles per inference"),
+             ("luts", "energy_nj", "LUTs", "energy per inference (nJ, estimate)"),
+             ("luts", "accuracy", "LUTs", "digits test accuracy"),
+             ("energy_nj", "accuracy", "energy per inference (nJ, estimate)", "digits test accuracy")]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+    schemes = sorted({r["scheme"] for r in rows})
+    colours = dict(zip(schemes, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+    for ax, (x, y, xl, yl) in zip(axes.flat, pairs):
+        for r, m in zip(rows, marks):
+            if r.get(x) is None or r.get(y) is None:
+                continue
+            ax.scatter(r[x], r[y], s=30 + 6 * r["n_pe"], color=colours[r["scheme"]], alpha=0.75,
+                       edgecolors="black" if m else "none", linewidths=1.5 if m else 0)
+            ax.annotate(r["label"], (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=s) for s, c in colours.items()]
+    handles.append(plt.Line2D([], [], marker="o", ls="", color="white", markeredgecolor="black", label="Pareto-optimal"))
+    fig.suptitle(f"mintaccel sweep on {target}: marker size ~ N_PE; energy is an estimate", y=0.99)
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.965), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def run_sweep(points: list[Point], target, out: Path, *, epochs: int, hidden: int, seed: int, pnr: bool = True,
+              advance=None, on_row=None) -> list[dict]:
+    """Train (or reuse), build, synthesize and simulate every point; returns one row per point."""
+    from hw.config import HwConfig
+    from flows.flow import run_flow
+    from model_export import datasets
+    from sim.encoding import rate_encode
+
+    out = Path(out)
+    split = datasets.load("digits")
+    rows: list[dict] = []
+    advance = advance or (lambda n=1, info="": None)
+    for point in points:
+        advance(0, f"{point.label}: training")
+        model, _, _ = train_model(point, out / "models", epochs, hidden, seed)
+        spikes = rate_encode(split.x_test, model.timesteps, split.levels)
+        cfg = HwConfig.for_model(model, n_pe=point.n_pe)
+        advance(0, f"{point.label}: synthesis")
+        report = run_flow(cfg, model, target, out / point.label, breakdown=False, pnr=pnr, spikes=spikes,
+                          labels=split.y_test)
+        rows.append(row_for(point, report))
+        write_csv(rows, out / "sweep.csv")
+        if on_row:
+            on_row(rows[-1])
+        advance(1, f"{point.label}: {rows[-1]['luts']} LUTs")
+    return rows

@@ -1,0 +1,200 @@
+"""Parsing real Yosys and nextpnr output (the session's small iCE40 run), the tables, baselines, energy."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from flows import report as freport
+from flows.energy import FPGA_TABLE, fpga_energy, load_fpga_table, simulate_counts
+from flows.nextpnr import summarize_path
+from flows.targets import ECP5_25F, ICE40_UP5K
+from flows.tools import ToolError
+from flows.yosys import ICE40_RAM_MODES, libmap_decisions, module_breakdown, run_yosys
+from hw.config import HwConfig
+from mintaccel.errors import UserError
+from tests.conftest import random_spikes
+from tests.flows.common import small_config
+
+
+def test_synthesis_figures(small_ice40):
+    s = small_ice40["synthesis"]
+    assert s["luts"] == s["cells"]["SB_LUT4"]
+    assert s["ffs"] == sum(n for t, n in s["cells"].items() if t.startswith("SB_DFF"))
+    assert s["carry"] == s["cells"].get("SB_CARRY", 0) > 0
+    assert s["bram"] == s["cells"].get("SB_RAM40_4K", 0)
+    assert small_ice40["config"]["n_pe"] == 2 and small_ice40["target"] == "ice40-up5k"
+
+
+def test_generic_gate_count(small_ice40):
+    g = small_ice40["generic"]
+    assert g["cmos_gates"] > 100 and g["cmos_flip_flops"] > 10
+    assert g["cmos_transistors"] > 4 * g["cmos_gates"]
+
+
+def test_every_memory_is_reported_with_its_mapping(small_ice40):
+    mems = {m["memory"]: m for m in small_ice40["memories"]}
+    geometry = small_ice40["generic"]["memories"]
+    assert set(geometry) <= set(mems)
+    assert mems["weights.bank0"]["depth"] == 32 and mems["weights.bank0"]["width"] == 8
+    for m in mems.values():
+        assert m["mapped_to"] and m["read"] in ("sync", "async", "mixed")
+        if m["mapped_to"] == "SB_RAM40_4K":
+            assert m["read"] == "sync"  # iCE40 block RAM has registered reads only
+            assert m["primitives"] >= 1 and set(m["modes"]) <= set(ICE40_RAM_MODES.values())
+    in_bram = sum(m["primitives"] for m in mems.values() if m["mapped_to"] == "SB_RAM40_4K")
+    assert in_bram == small_ice40["synthesis"]["bram"]
+
+
+def test_libmap_decisions_parse():
+    log = ("mapping memory mintaccel_top.weights.bank3 via $__ICE40_RAM4K_\n"
+           "using FF mapping for memory mintaccel_top.spike_buffer\n"
+           "mapping memory mintaccel_top.events via $__TRELLIS_DPR16X4_\n")
+    assert libmap_decisions(log, "mintaccel_top") == {
+        "weights.bank3": "ICE40_RAM4K", "spike_buffer": "flip-flops", "events": "TRELLIS_DPR16X4"}
+
+
+def test_per_module_breakdown(small_ice40):
+    mods = small_ice40["modules"]
+    assert {"pe_array", "controller", "threshold0", "threshold1"} <= set(mods)
+    assert small_ice40["luts_per_pe"] == mods["pe_array"]["luts"] / 2 > 0
+    total = mods["(total, unflattened)"]
+    parts = sum(v["luts"] for k, v in mods.items() if k != "(total, unflattened)")
+    assert total["luts"] == parts
+    # unflattened synthesis cannot optimise across modules: never much smaller than the flat netlist
+    assert total["luts"] >= 0.8 * small_ice40["synthesis"]["luts"]
+
+
+def test_module_breakdown_sums_hierarchy():
+    stat = {"modules": {
+        "\\top": {"num_cells_by_type": {"SB_LUT4": 1, "top.a": 2, "$scopeinfo": 3}},
+        "\\top.a": {"num_cells_by_type": {"SB_LUT4": 5, "top.a.b": 1}},
+        "\\top.a.b": {"num_cells_by_type": {"SB_LUT4": 7, "SB_CARRY": 1}}}}
+    mods = module_breakdown(stat, "top", ICE40_UP5K)
+    assert mods["a"]["luts"] == 12 and mods["a"]["carry"] == 1
+    assert mods["(top-level glue)"]["luts"] == 1
+    assert mods["(total, unflattened)"]["luts"] == 1 + 2 * 12
+
+
+def test_place_and_route_figures(small_ice40):
+    p = small_ice40["pnr"]
+    assert p["fmax_mhz"] > 1 and p["constraint_mhz"] == 48
+    assert p["timing_met"] == (p["fmax_mhz"] >= 48)
+    cp = p["critical_path"]
+    assert cp["delay_ns"] > 0 and cp["logic_levels"] > 0
+    assert abs(cp["logic_ns"] + cp["routing_ns"] - cp["delay_ns"]) < 1e-6 + 0.01 * cp["delay_ns"]
+    assert 1000 / cp["delay_ns"] == pytest.approx(p["fmax_mhz"], rel=0.05)
+    assert any(s.startswith("hw/") for s in cp["sources"])
+    lc = p["utilisation"]["ICESTORM_LC"]
+    assert lc["available"] == 5280 and 0 < lc["percent"] <= 100
+    assert p["utilisation"]["ICESTORM_DSP"]["used"] == 0
+    assert p["harness_cells"]["luts"] >= 0.95 * small_ice40["synthesis"]["luts"]
+    assert small_ice40["warnings"] == []
+
+
+def test_summarize_path_of_a_handmade_report():
+    path = {"from": "posedge clk", "to": "posedge clk", "path": [
+        {"type": "clk-to-q", "delay": 1.0, "from": {"cell": "a"}, "to": {"cell": "a"}},
+        {"type": "routing", "delay": 2.0, "sources": ["/x/hw/threshold_unit.py:42"], "from": {"cell": "a"},
+         "to": {"cell": "b"}},
+        {"type": "logic", "delay": 0.5, "from": {"cell": "b"}, "to": {"cell": "b"}},
+        {"type": "routing", "delay": 1.5, "sources": ["/x/hw/controller.py:7", "/share/ice40/cells_map.v:6"],
+         "from": {"cell": "b"}, "to": {"cell": "c"}},
+        {"type": "setup", "delay": 0.25, "from": {"cell": "c"}, "to": {"cell": "c"}}]}
+    s = summarize_path(path)
+    assert s["delay_ns"] == 5.25 and s["routing_ns"] == 3.5 and s["logic_levels"] == 1
+    assert s["blocks"] == ["threshold_unit", "controller"]
+    assert s["sources"] == ["hw/threshold_unit.py:42", "hw/controller.py:7"]
+    assert s["start"] == "a" and s["end"] == "c"
+
+
+def test_tables_render(small_ice40):
+    rows = dict(freport.summary_rows(small_ice40, ICE40_UP5K))
+    assert rows["DSP cells (must be 0)"].startswith("0 (SB_MAC16): multiplier-free")
+    assert "Fmax (clk)" in rows and "LUTs per PE" in rows and "critical path" in rows
+    mods = [r[0] for r in freport.module_rows(small_ice40)]
+    assert "threshold[0..1] (2x, each)" in mods
+    assert len(freport.memory_rows(small_ice40)) == len(small_ice40["memories"])
+    json.dumps(small_ice40)  # the report is plain JSON
+
+
+def _report(luts=1000, fmax=20.0, cfg=None):
+    return {"target": "ice40-up5k", "config": cfg or {"n_pe": 8},
+            "synthesis": {"luts": luts, "ffs": 500, "carry": 300, "bram": 10, "dsp": 0},
+            "generic": {"multipliers": 0}, "pnr": {"fmax_mhz": fmax}}
+
+
+@pytest.mark.parametrize("luts, fmax, status", [
+    (1000, 20.0, "ok"), (1099, 18.1, "ok"), (1101, 20.0, "regression"), (900, 17.9, "regression")])
+def test_baseline_tolerances(luts, fmax, status):
+    base = {"ice40-up5k": {"config": {"n_pe": 8}, "metrics": freport.metrics(_report())}}
+    assert freport.compare_baseline(_report(luts, fmax), base)["status"] == status
+
+
+def test_baseline_only_compares_the_same_config():
+    base = {"ice40-up5k": {"config": {"n_pe": 4}, "metrics": freport.metrics(_report())}}
+    assert freport.compare_baseline(_report(5000), base)["status"] == "other config"
+    assert freport.compare_baseline(_report(5000), {})["status"] == "no baseline"
+
+
+def test_committed_baselines_cover_both_targets():
+    base = freport.load_baselines()
+    for target in ("ice40-up5k", "ecp5-25f"):
+        entry = base[target]
+        assert entry["metrics"]["dsp"] == 0 and entry["metrics"]["multipliers"] == 0
+        assert entry["metrics"]["luts"] > 0 and entry["metrics"]["fmax_mhz"] > 0
+        assert entry["tolerances"]["luts"]["max_increase"] == 0.10
+        assert entry["tolerances"]["fmax_mhz"]["max_decrease"] == 0.10
+
+
+def test_tool_failure_is_one_line_with_the_log(flows_dir):
+    with pytest.raises(ToolError) as e:
+        run_yosys(flows_dir / "broken", "broken", "read_rtlil no-such-file.il\n")
+    msg = str(e.value)
+    assert "\n" not in msg and "yosys broken" in msg and "log: " in msg
+    assert e.value.log.is_file() and isinstance(e.value, UserError)
+
+
+def _memories(cfg, where):
+    names = [f"weights.bank{i}" for i in range(cfg.n_pe)] + ["events", "membranes.mem", "spike_buffer"]
+    return [{"memory": n, "mapped_to": where, "primitives": 1 if where != "flip-flops and LUTs" else 0,
+             "width": cfg.weight_bits, "modes": ["2048x2"]} for n in names]
+
+
+def test_fpga_energy_estimate(shipped_model):
+    cfg = HwConfig.for_model(shipped_model)
+    spikes = random_spikes(3, 6, shipped_model.timesteps, shipped_model.n_inputs, density=0.2)
+    result = simulate_counts(shipped_model, spikes, cfg)
+    bram = fpga_energy(result, ICE40_UP5K, _memories(cfg, "SB_RAM40_4K"), ffs=500, fmax_mhz=20.0)
+    soft = fpga_energy(result, ICE40_UP5K, _memories(cfg, "flip-flops and LUTs"), ffs=500, fmax_mhz=20.0)
+    assert bram["estimate"] is True and bram["total_pj"] > bram["dynamic_pj"] > 0
+    assert bram["static_pj"] == pytest.approx(0.117e-3 * float(result.cycles.mean()) / 20e6 * 1e12)
+    assert bram["blocks"]["weight_memory"]["events"]["reads"]["where"] == "block RAM"
+    assert soft["blocks"]["weight_memory"]["events"]["reads"]["where"] == "LUTs / flip-flops"
+    clock = bram["blocks"]["clock and registers"]["pj"]
+    assert clock == pytest.approx(float(result.cycles.mean()) * 500 * bram["prices"]["soft_bit_pj"])
+    ecp5 = fpga_energy(result, ECP5_25F, _memories(cfg, "DP16KD"), ffs=500, fmax_mhz=None)
+    assert ecp5["static_pj"] is None and ecp5["static_note"]
+    assert ecp5["blocks"]["weight_memory"]["events"]["reads"]["where"] == "block RAM"
+    assert np.isfinite(ecp5["per_sop_pj"])
+
+
+def test_fpga_energy_table_override(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"_note": "x", "fabric_factor": 10.0}))
+    t = load_fpga_table(p)
+    assert t["fabric_factor"] == 10.0 and t["ebr"] == FPGA_TABLE["ebr"]
+    p.write_text(json.dumps({"static_mw": {"ecp5-25f": 20.0}}))
+    t = load_fpga_table(p)
+    assert t["static_mw"] == {"ice40-up5k": 0.117, "ecp5-25f": 20.0}
+    p.write_text(json.dumps({"fabric": 1}))
+    with pytest.raises(UserError, match="unknown entry 'fabric'"):
+        load_fpga_table(p)
+
+
+def test_small_config_is_valid():
+    cfg = copy.copy(small_config())
+    assert cfg.accumulator_bits > cfg.weight_bits
