@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
     p.add_argument("--out", default="mintaccel-demo", help="folder for generated files (default ./mintaccel-demo)")
     p.add_argument("--clock", type=float, default=48.0, help="clock for latency figures, MHz (default 48)")
+    p.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route (about 2 min)")
     _json(p)
 
     p = sub.add_parser("train", help="quantization-aware training of a LIF network")

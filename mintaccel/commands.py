@@ -269,6 +269,28 @@ def cmd_demo(args) -> int:
     generate(rtl, cfg, model)
     rows.append(("accelerator Verilog", f"{rtl / (TOP_NAME + '.v')} ({cfg.n_pe} PEs, memories preloaded)"))
     figures["verilog"] = str(rtl / (TOP_NAME + ".v"))
+    if not args.no_synth:
+        rows += _demo_synthesis(cfg, model, Path(args.out) / "synth-ice40-up5k", figures)
     report.table("mintaccel demo", rows, ("", ""))
     report.maybe_json(args.json, figures)
     return 0
+
+
+def _demo_synthesis(cfg, model, out: Path, figures: dict) -> list[tuple]:
+    """Area and Fmax of the default build on iCE40 UP5K; a tool failure becomes a row, not an abort."""
+    from flows.flow import run_flow, stage_count
+    from flows.targets import get_target
+    target = get_target("ice40-up5k")
+    try:
+        with report.progress("synthesis (iCE40 UP5K)", stage_count(False, True, False)) as advance:
+            rep = run_flow(cfg, model, target, out, breakdown=False, pnr=True, advance=advance)
+    except UserError as e:
+        return [("iCE40 UP5K synthesis", f"failed: {e}")]
+    syn, pnr = rep["synthesis"], rep.get("pnr") or {}
+    figures["ice40_up5k"] = {"luts": syn["luts"], "ffs": syn["ffs"], "bram": syn["bram"], "dsp": syn["dsp"],
+                             "fmax_mhz": pnr.get("fmax_mhz")}
+    return [
+        ("iCE40 UP5K area (Yosys)", f"{syn['luts']:,} LUTs, {syn['ffs']:,} FFs, {syn['bram']} block RAMs, "
+                                    f"{syn['dsp']} DSP, {rep['generic']['multipliers']} multipliers"),
+        ("iCE40 UP5K Fmax (nextpnr)", f"{pnr.get('fmax_mhz', 0):.1f} MHz (reports in {out})"),
+    ]

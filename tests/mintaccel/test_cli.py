@@ -31,7 +31,7 @@ def assert_one_line_error(result, match):
 
 
 def test_demo_prints_and_writes_json(tmp_path):
-    r = mintaccel("demo", "--json", tmp_path / "demo.json", "--out", tmp_path / "demo")
+    r = mintaccel("demo", "--json", tmp_path / "demo.json", "--out", tmp_path / "demo", "--no-synth")
     assert r.returncode == 0, r.stderr
     assert "quantized accuracy" in r.stdout and "93.75%" in r.stdout
     d = json.loads((tmp_path / "demo.json").read_text())
