@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rich.console import Console  # noqa: E402
+from mintaccel.report import console as CONSOLE  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from hw.config import HwConfig  # noqa: E402
@@ -93,7 +93,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5, help="simulator timing repeats (best is kept)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    console = Console()
+    console = CONSOLE
     model = load_model(args.model)
     cfg = HwConfig.for_model(model)
     spikes, split = _dataset_inputs("digits", None, model)
@@ -122,7 +122,7 @@ def main(argv=None):
     baseline = ROOT / "flows" / "baselines.json"
     if baseline.exists():
         try:
-            fmax = json.loads(baseline.read_text())["ice40-up5k"]["fmax_mhz"]["value"]
+            fmax = json.loads(baseline.read_text())["ice40-up5k"]["metrics"]["fmax_mhz"]
         except (KeyError, TypeError, ValueError):
             fmax = None
     table = Table(title=f"{Path(args.model).name}: {len(spikes)} samples, {total:,} cycles; "
