@@ -16,6 +16,7 @@ PLUGINS: list[str] = [
     "mintaccel.cmd_nir",
     "mintaccel.cmd_simulate",
     "mintaccel.cmd_synth",
+    "mintaccel.cmd_regress",
 ]
 
 

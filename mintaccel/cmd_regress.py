@@ -86,6 +86,7 @@ def register(sub) -> None:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="simulations in parallel (default: min(2, CPUs))")
     p.add_argument("--chunk", type=int, default=50, help="networks per simulation (default 50)")
-    p.add_argument("--waves", action="store_true", help="write FST waveforms into each run's build folder")
+    p.add_argument("--waves", action="store_true",
+                   help="waveforms into each run's folder (VCD from Verilator, FST from Icarus)")
     p.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     p.set_defaults(func=cmd_regress)
