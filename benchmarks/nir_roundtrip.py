@@ -93,7 +93,17 @@ def one_seed(args, split, seed: int, folder: Path) -> dict:
         r = import_nir(path, ImportConfig(timesteps=args.timesteps, reset=reset, seed=seed, **opts), split)
         out.setdefault("NIR float (forward Euler at dt = 1e-4)", r.figures["float_accuracy"])
         out[label] = r.figures["test_accuracy"]
+        out.setdefault("_simulated", {})[label] = simulate_imported(r.model, split)
     return out
+
+
+def simulate_imported(model, split) -> dict:
+    """The imported model through the cycle-accurate simulator (default build, 48 MHz)."""
+    from sim.cycle import summary
+    x = rate_encode(split.x_test, model.timesteps, split.levels)
+    s = summary(model, x, split.y_test, 48.0)
+    return {k: s[k] for k in ("accuracy", "cycles_per_inference", "latency_us", "energy_compute_pj",
+                              "energy_total_pj")}
 
 
 def _finetune_rows(args):
@@ -118,7 +128,7 @@ def main(argv=None):
     split = datasets.digits()
     with tempfile.TemporaryDirectory() as tmp:
         runs = [one_seed(args, split, seed, Path(tmp)) for seed in args.seeds]
-    labels = [k for k in runs[0] if k not in ("seed", "train_seconds")]
+    labels = [k for k in runs[0] if k not in ("seed", "train_seconds", "_simulated")]
     command = "python benchmarks/nir_roundtrip.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     table = Table(title=f"snnTorch -> NIR -> mintaccel, {split.description}, test part "
                         f"({len(split.y_test)} samples), {args.hidden} hidden, T = {args.timesteps}, "
@@ -134,6 +144,14 @@ def main(argv=None):
         table.add_row(label, *(f"{100 * v:.2f}%" for v in values), f"{100 * summary[label]:.2f}%")
     console = Console(width=200)
     console.print(table)
+    sim = Table(title=f"cycle-accurate simulation of the imported models (seed {args.seeds[0]}, 8 PEs, 48 MHz; "
+                      "energy: 45 nm estimate)", title_justify="left")
+    for col in ("model", "accuracy", "cycles / inference", "latency", "energy compute / with memory"):
+        sim.add_column(col)
+    for label, f in runs[0]["_simulated"].items():
+        sim.add_row(label, f"{100 * f['accuracy']:.2f}%", f"{f['cycles_per_inference']:,.0f}",
+                    f"{f['latency_us']:.1f} us", f"{f['energy_compute_pj'] / 1000:.3f} / {f['energy_total_pj'] / 1000:.3f} nJ")
+    console.print(sim)
     console.print(f"command: {command.strip()}")
     if args.json:
         write_json(args.json, {"command": command.strip(), "config": vars(args), "split": split.description,
