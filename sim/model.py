@@ -208,7 +208,7 @@ class DenseLayer:
         w = self._weight_t.get(dtype)
         if w is None:
             w = self._weight_t[dtype] = np.ascontiguousarray(self.weight.T, dtype=dtype)
-        i = (spikes.astype(dtype) @ w).astype(np.int64)
+        i = (spikes.astype(dtype, copy=False) @ w).astype(np.int64)
         if self.bias is not None:
             i += self.bias
         return i

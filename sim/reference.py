@@ -94,12 +94,14 @@ def run(model: IntModel, spikes: np.ndarray) -> Trace:
     out_mem = [np.zeros((batch, steps, l.n_out), np.int8) for l in model.layers]
     # int32 holds every value of a layer whose bound is below 2^30 (all but absurd ones) and is faster
     u = [np.zeros((batch, l.n_out), np.int32 if l.bound < 2**30 else np.int64) for l in model.layers]
+    # step-major float32 copy of the inputs: contiguous rows for the BLAS matmul of each step
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=np.float32)
     for t in range(steps):
-        s = x[:, t, :]
+        s = xt[t]
         for i, layer in enumerate(model.layers):
             spike, u[i] = neuron_step(layer, u[i], layer.synaptic_input(s).astype(u[i].dtype, copy=False))
-            s = spike.astype(np.uint8)
-            out_spikes[i][:, t, :] = s
+            s = spike.astype(np.float32)
+            out_spikes[i][:, t, :] = spike
             out_mem[i][:, t, :] = u[i]
     return Trace(tuple(out_spikes), tuple(out_mem))
 
