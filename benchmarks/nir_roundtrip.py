@@ -28,8 +28,8 @@ from rich.table import Table  # noqa: E402
 from mintaccel.atomic import write_json  # noqa: E402
 from model_export import datasets  # noqa: E402
 from model_export.nir_import import ImportConfig, import_nir  # noqa: E402
+from model_export.snntorch_baseline import train_snntorch  # noqa: E402
 from sim.encoding import rate_encode  # noqa: E402
-from sim.reference import decode  # noqa: E402
 
 #: (row label, import options): `--calibrate` searches the scales on the training part.
 ROWS = (
@@ -40,50 +40,10 @@ ROWS = (
 )
 
 
-def train_snntorch(split, hidden: int, epochs: int, timesteps: int, beta: float, reset: str, seed: int):
-    """Train with snnTorch on mintaccel's input spikes; returns (test predictions, NIR graph)."""
-    import snntorch as snn
-    from snntorch.export_nir import export_to_nir
-    torch.manual_seed(seed)
-    xtr = torch.from_numpy(rate_encode(split.x_train, timesteps, split.levels)).float()
-    xte = torch.from_numpy(rate_encode(split.x_test, timesteps, split.levels)).float()
-    ytr = torch.from_numpy(split.y_train)
-
-    def leaky(n):  # per-neuron vectors: scalar beta/threshold break snnTorch's NIR type inference
-        return snn.Leaky(beta=torch.full((n,), beta), threshold=torch.ones(n), init_hidden=True, reset_mechanism=reset)
-
-    net = torch.nn.Sequential(torch.nn.Linear(split.n_inputs, hidden), leaky(hidden),
-                              torch.nn.Linear(hidden, split.n_classes), leaky(split.n_classes))
-
-    def counts(x):
-        for m in net:
-            if isinstance(m, snn.Leaky):
-                m.reset_mem()
-        return sum(net(x[:, t]) for t in range(x.shape[1]))
-
-    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        order = torch.randperm(len(xtr), generator=gen)
-        for i in range(0, len(xtr), 64):
-            idx = order[i:i + 64]
-            loss = torch.nn.functional.cross_entropy(counts(xtr[idx]), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        pred = decode(counts(xte).numpy())
-    counts(xte[:1])
-    for m in net:
-        if isinstance(m, snn.Leaky):
-            m.reset_mem()
-    return pred, export_to_nir(net, torch.zeros(1, split.n_inputs), ignore_dims=[0])
-
-
 def one_seed(args, split, seed: int, folder: Path) -> dict:
     import nir
     start = time.perf_counter()
-    pred, graph = train_snntorch(split, args.hidden, args.epochs, args.timesteps, args.beta, args.reset, seed)
+    _, pred, graph = train_snntorch(split, args.hidden, args.epochs, args.timesteps, args.beta, args.reset, seed)
     path = folder / f"snntorch-{seed}.nir"
     nir.write(path, graph)
     out = {"seed": seed, "snntorch float": float((pred == split.y_test).mean()),

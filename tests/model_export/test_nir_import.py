@@ -44,42 +44,8 @@ def train_snntorch(reset: str = "zero", hidden: int = 64, epochs: int = 6, seed:
 
 
 def _train_snntorch(reset, hidden, epochs, seed):
-    import snntorch as snn
-    from snntorch.export_nir import export_to_nir
-    torch.manual_seed(seed)
-    split = datasets.digits()
-    xtr = torch.from_numpy(rate_encode(split.x_train, T, split.levels)).float()
-    xte = torch.from_numpy(rate_encode(split.x_test, T, split.levels)).float()
-    ytr = torch.from_numpy(split.y_train)
-
-    def leaky(n):
-        return snn.Leaky(beta=torch.full((n,), BETA), threshold=torch.ones(n), init_hidden=True, reset_mechanism=reset)
-
-    net = torch.nn.Sequential(torch.nn.Linear(64, hidden), leaky(hidden), torch.nn.Linear(hidden, 10), leaky(10))
-
-    def counts(x):
-        for m in net:
-            if isinstance(m, snn.Leaky):
-                m.reset_mem()
-        return sum(net(x[:, t]) for t in range(x.shape[1]))
-
-    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        order = torch.randperm(len(xtr), generator=gen)
-        for i in range(0, len(xtr), 64):
-            idx = order[i:i + 64]
-            loss = torch.nn.functional.cross_entropy(counts(xtr[idx]), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    with torch.no_grad():
-        pred = decode(counts(xte).numpy())
-    counts(xte[:1])  # leave the hidden state at batch size 1 for the exporter's trace
-    for m in net:
-        if isinstance(m, snn.Leaky):
-            m.reset_mem()
-    return net, pred, export_to_nir(net, torch.zeros(1, 64), ignore_dims=[0])
+    from model_export.snntorch_baseline import train_snntorch
+    return train_snntorch(datasets.digits(), hidden, epochs, T, BETA, reset, seed)
 
 
 @pytest.fixture(scope="module")
