@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from flows.targets import Target
+from mintaccel.atomic import read_json_object
 from mintaccel.errors import UserError
 
 #: Per-event FPGA energy model (see docs/flows.md, "Energy per inference").
@@ -59,14 +60,7 @@ def load_fpga_table(path) -> dict:
     sets the ECP5 figure and keeps the iCE40 one.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"FPGA energy table {path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"FPGA energy table {path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"FPGA energy table {path}: must be a JSON object")
+    data = read_json_object(path, f"FPGA energy table {path}")
     table = json.loads(json.dumps(FPGA_TABLE))
     for key, value in data.items():
         if key.startswith("_"):

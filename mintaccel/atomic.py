@@ -1,4 +1,5 @@
-"""Write files whole or not at all: to a temporary name in the same folder, then rename."""
+"""File I/O for user files: write whole or not at all (temporary name, then rename); read JSON objects
+with one-line errors."""
 
 from __future__ import annotations
 
@@ -34,6 +35,24 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def read_json_object(path: str | os.PathLike, where: str) -> dict:
+    """A JSON object from `path`; any defect raises UserError `<where>: ...` in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{where}: no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{where}: not a UTF-8 text file") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except OSError as e:
+        raise UserError(f"{where}: cannot read ({e.strerror})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: must be a JSON object")
+    return data
 
 
 def write_json(path: str | os.PathLike, data) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 from mintaccel import report
+from mintaccel.atomic import read_json_object
 from mintaccel.errors import UserError
 
 
@@ -13,12 +12,7 @@ def hardware_config(path: str | None, model, n_pe: int | None):
     """A HwConfig from a JSON file of HwConfig fields, or the smallest build that runs `model`."""
     from hw.config import HwConfig
     if path:
-        try:
-            fields = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"{path}: cannot read hardware config ({e})") from None
-        if not isinstance(fields, dict):
-            raise UserError(f"{path}: hardware config must be a JSON object of HwConfig fields")
+        fields = read_json_object(path, f"hardware config {path}")
         unknown = set(fields) - {f for f in HwConfig.__dataclass_fields__}
         if unknown:
             raise UserError(f"{path}: unknown hardware config fields {sorted(unknown)}")

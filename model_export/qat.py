@@ -20,7 +20,7 @@ from torch import nn
 
 from mintaccel.errors import UserError
 from model_export.quantizers import (
-    SigmoidSumQuantizer, ThresholdCentredMembrane, scale_gradient, straight_through, temperature_schedule,
+    SigmoidSumQuantizer, ThresholdCentredMembrane, scale_gradient, straight_through,
     weight_quantizer)
 from sim.model import (
     MEMBRANE_BITS, THRESHOLD_MAX, DenseLayer, Encoding, IntModel, Leak, ModelError, WeightFormat, narrow_max)

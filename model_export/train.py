@@ -14,6 +14,7 @@ from mintaccel.atomic import atomic_open
 from mintaccel.errors import UserError
 from model_export import datasets
 from model_export.qat import QuantSNN, TrainConfig
+from model_export.quantizers import temperature_schedule
 from sim.encoding import rate_encode
 from sim.model import Encoding
 from sim.reference import decode
@@ -84,7 +85,7 @@ def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, p
     gain = 8.0 / cfg.timesteps  # logits of a comparable range whatever T is
     for epoch in range(cfg.epochs):
         net.train()
-        net.set_temperature(_temperature(epoch, cfg.epochs))
+        net.set_temperature(temperature_schedule(epoch, cfg.epochs))
         order = torch.randperm(len(xtr), generator=gen)
         total = 0.0
         for i in range(0, len(xtr), cfg.batch_size):
@@ -98,11 +99,6 @@ def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, p
         if progress:
             progress(epoch + 1, cfg.epochs, total / len(xtr))
     net.eval()
-
-
-def _temperature(epoch: int, epochs: int) -> float:
-    from model_export.quantizers import temperature_schedule
-    return temperature_schedule(epoch, epochs)
 
 
 def save_checkpoint(result: TrainResult, path: str | Path) -> None:

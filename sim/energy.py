@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mintaccel.atomic import read_json_object
 from mintaccel.errors import UserError
 
 #: The default table (pJ, 45 nm). Tables map an operand width in bits (or a memory size in bytes) to pJ.
@@ -126,18 +127,7 @@ def load_table(path) -> EnergyTable:
     """
     path = Path(path)
     where = f"energy table {path}"
-    if not path.is_file():
-        raise UserError(f"{where}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{where}: not a UTF-8 text file") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    except OSError as e:
-        raise UserError(f"{where}: cannot read ({e.strerror})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{where}: must be a JSON object of entries like {{\"int_add_pj\": {{\"8\": 0.03}}}}")
+    data = read_json_object(path, where)
     entries = json.loads(json.dumps(DEFAULT_TABLE))
     for key, value in data.items():
         if key.startswith("_"):
