@@ -25,11 +25,11 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from mintaccel.atomic import write_json  # noqa: E402
-from model_export import datasets  # noqa: E402
-from model_export.nir_import import ImportConfig, import_nir  # noqa: E402
-from model_export.snntorch_baseline import train_snntorch  # noqa: E402
-from sim.encoding import rate_encode  # noqa: E402
+from mintaccel.core.files import write_json  # noqa: E402
+from mintaccel.model_export import datasets  # noqa: E402
+from mintaccel.model_export.nir_import import ImportConfig, import_nir  # noqa: E402
+from mintaccel.model_export.snntorch_baseline import train_snntorch  # noqa: E402
+from mintaccel.sim.encoding import rate_encode  # noqa: E402
 
 #: (row label, import options): `--calibrate` searches the scales on the training part.
 ROWS = (
@@ -59,7 +59,7 @@ def one_seed(args, split, seed: int, folder: Path) -> dict:
 
 def simulate_imported(model, split) -> dict:
     """The imported model through the cycle-accurate simulator (default build, 48 MHz)."""
-    from sim.cycle import summary
+    from mintaccel.sim.cycle import summary
     x = rate_encode(split.x_test, model.timesteps, split.levels)
     s = summary(model, x, split.y_test, 48.0)
     return {k: s[k] for k in ("accuracy", "cycles_per_inference", "latency_us", "energy_compute_pj",

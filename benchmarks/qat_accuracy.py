@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from mintaccel.atomic import write_json  # noqa: E402
-from model_export import datasets  # noqa: E402
-from model_export.qat import LayerSpec, TrainConfig  # noqa: E402
-from model_export.train import train  # noqa: E402
-from sim.encoding import rate_encode  # noqa: E402
-from sim.reference import run_batched  # noqa: E402
+from mintaccel.core.files import write_json  # noqa: E402
+from mintaccel.model_export import datasets  # noqa: E402
+from mintaccel.model_export.qat import LayerSpec, TrainConfig  # noqa: E402
+from mintaccel.model_export.train import train  # noqa: E402
+from mintaccel.sim.encoding import rate_encode  # noqa: E402
+from mintaccel.sim.reference import run_batched  # noqa: E402
 
 SCHEMES = {
     "float": LayerSpec("float", "float"),

@@ -27,18 +27,19 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mintaccel.report import console as CONSOLE  # noqa: E402
+from mintaccel.cli.report import console as CONSOLE  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from hw.config import HwConfig  # noqa: E402
-from hw.generate import TOP_NAME, generate  # noqa: E402
-from hw.images import spike_words  # noqa: E402
-from hw.lint import verilator_env  # noqa: E402
-from hw.top import probe_layout  # noqa: E402
-from mintaccel.atomic import write_json  # noqa: E402
-from mintaccel.commands import _dataset_inputs, shipped_model_path  # noqa: E402
-from model_export.format import load_model  # noqa: E402
-from sim.cycle import simulate  # noqa: E402
+from mintaccel.core.hwconfig import HwConfig  # noqa: E402
+from mintaccel.hw.generate import TOP_NAME, generate  # noqa: E402
+from mintaccel.hw.images import spike_words  # noqa: E402
+from mintaccel.hw.lint import verilator_env  # noqa: E402
+from mintaccel.hw.top import probe_layout  # noqa: E402
+from mintaccel.core.files import write_json  # noqa: E402
+from mintaccel.cli.commands import _dataset_inputs
+from mintaccel.core.shipped import shipped_model_path  # noqa: E402
+from mintaccel.model_export.format import load_model  # noqa: E402
+from mintaccel.sim.cycle import simulate  # noqa: E402
 
 BUILD = ROOT / "build" / "bench" / "rtl_vs_sim"
 

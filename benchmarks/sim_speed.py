@@ -22,16 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.table import Table  # noqa: E402
 
-from hw.config import HwConfig  # noqa: E402
-from mintaccel.atomic import write_json  # noqa: E402
-from mintaccel.commands import shipped_model_path  # noqa: E402
-from mintaccel.report import console  # noqa: E402
-from model_export import datasets  # noqa: E402
-from model_export.format import load_model  # noqa: E402
-from sim.cycle.activity import activity  # noqa: E402
-from sim.cycle.controller import account, simulate  # noqa: E402
-from sim.encoding import rate_encode  # noqa: E402
-from sim.reference import run_batched  # noqa: E402
+from mintaccel.core.hwconfig import HwConfig  # noqa: E402
+from mintaccel.core.files import write_json  # noqa: E402
+from mintaccel.core.shipped import shipped_model_path  # noqa: E402
+from mintaccel.cli.report import console  # noqa: E402
+from mintaccel.model_export import datasets  # noqa: E402
+from mintaccel.model_export.format import load_model  # noqa: E402
+from mintaccel.sim.cycle.activity import activity  # noqa: E402
+from mintaccel.sim.cycle.controller import account, simulate  # noqa: E402
+from mintaccel.sim.encoding import rate_encode  # noqa: E402
+from mintaccel.sim.reference import run_batched  # noqa: E402
 
 
 def best_of(repeat: int, fn):

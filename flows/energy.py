@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from flows.targets import Target
-from mintaccel.atomic import read_json_object
-from mintaccel.errors import UserError
+from mintaccel.flows.targets import Target
+from mintaccel.core.files import read_json_object
+from mintaccel.core.errors import UserError
 
 #: Per-event FPGA energy model (see docs/flows.md, "Energy per inference").
 FPGA_TABLE: dict = {
@@ -78,7 +78,7 @@ def load_fpga_table(path) -> dict:
 
 def simulate_counts(model, spikes: np.ndarray, cfg):
     """The cycle simulator's result for `spikes` on build `cfg` (sim.cycle.controller.simulate)."""
-    from sim.cycle.controller import simulate
+    from mintaccel.sim.cycle.controller import simulate
     return simulate(model, spikes, cfg)
 
 
@@ -97,8 +97,8 @@ def fpga_energy(result, target: Target, memories: list[dict], ffs: int, fmax_mhz
     `ffs`: flip-flops of the synthesized core (clocked every cycle). `fmax_mhz`: the clock for static
     energy (None: static energy left out).
     """
-    from sim.cycle.counts import ARITHMETIC
-    from sim.energy import DEFAULT as ASIC
+    from mintaccel.sim.cycle.counts import ARITHMETIC
+    from mintaccel.sim.energy import DEFAULT as ASIC
 
     t = table or FPGA_TABLE
     vscale = (float(t["core_voltage"][target.name]) / 1.2) ** 2

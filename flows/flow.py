@@ -19,11 +19,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from flows import energy as fenergy
-from flows import nextpnr, yosys
-from flows.harness import HARNESS_TOP, SynthHarness
-from flows.targets import Target
-from flows.tools import tool_version
+from mintaccel.flows import energy as fenergy
+from mintaccel.flows import nextpnr, yosys
+from mintaccel.flows.harness import HARNESS_TOP, SynthHarness
+from mintaccel.flows.targets import Target
+from mintaccel.flows.tools import tool_version
 
 TOP = "mintaccel_top"
 
@@ -90,7 +90,7 @@ def run_flow(cfg, model, target: Target, out_dir: Path, *, breakdown: bool = Tru
              spikes=None, labels=None, freq_mhz: float | None = None, energy_table: dict | None = None,
              advance=None, model_path: str | None = None) -> dict:
     """Run every stage for build `cfg` (initialised from `model` if given) on `target`; returns the report."""
-    from hw.top import Accelerator
+    from mintaccel.hw.top import Accelerator
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flows.targets import Target
-from flows.tools import ToolRun, run_tool
-from flows.yosys import load_json
+from mintaccel.flows.targets import Target
+from mintaccel.flows.tools import ToolRun, run_tool
+from mintaccel.flows.yosys import load_json
 
 PNR_SEED = 1
 

@@ -143,7 +143,7 @@ def _index_range(names: list[str]) -> str:
 def print_report(report: dict, target, console=None) -> None:
     from rich.table import Table
 
-    from mintaccel import report as ui
+    from mintaccel.cli import report as ui
     console = console or ui.console
     ui.table(f"mintaccel synth: {report['target']}", summary_rows(report, target))
     t = Table(title="memories: where synthesis put them", title_justify="left")

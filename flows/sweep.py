@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 SCHEME_BITS = {"uniform": (2, 3, 4, 8), "pot": (2, 3, 4), "binary": (1,)}
 
@@ -65,9 +65,9 @@ def grid(n_pes, schemes, weight_bits, membrane_bits) -> tuple[list[Point], list[
 
 def train_model(point: Point, cache: Path, epochs: int, hidden: int, seed: int, progress=None):
     """The trained integer model for the point's format (trained once per format, then cached)."""
-    from model_export.format import load_model, save_model
-    from model_export.qat import LayerSpec, TrainConfig
-    from model_export.train import train
+    from mintaccel.model_export.format import load_model, save_model
+    from mintaccel.model_export.qat import LayerSpec, TrainConfig
+    from mintaccel.model_export.train import train
 
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"{point.weights.replace(':', '')}-m{point.membrane_bits}-h{hidden}-e{epochs}-s{seed}.npz"
@@ -122,7 +122,7 @@ def row_for(point: Point, report: dict) -> dict:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    from mintaccel.atomic import atomic_open
+    from mintaccel.core.files import atomic_open
     marks = pareto(rows)
     with atomic_open(path, "w") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -177,10 +177,10 @@ def plot(rows: list[dict], path: Path, target: str) -> None:
 def run_sweep(points: list[Point], target, out: Path, *, epochs: int, hidden: int, seed: int, pnr: bool = True,
               advance=None, on_row=None) -> list[dict]:
     """Train (or reuse), build, synthesize and simulate every point; returns one row per point."""
-    from hw.config import HwConfig
-    from flows.flow import run_flow
-    from model_export import datasets
-    from sim.encoding import rate_encode
+    from mintaccel.core.hwconfig import HwConfig
+    from mintaccel.flows.flow import run_flow
+    from mintaccel.model_export import datasets
+    from mintaccel.sim.encoding import rate_encode
 
     out = Path(out)
     split = datasets.load("digits")

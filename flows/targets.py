@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 
 class ToolError(UserError):

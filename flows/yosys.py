@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flows.targets import Target
-from flows.tools import ToolRun, run_tool
+from mintaccel.flows.targets import Target
+from mintaccel.flows.tools import ToolRun, run_tool
 
 #: Generic (coarse) cell types that are multipliers or worse. `$macc` / `$macc_v2` are Yosys's
 #: multiply-accumulate cells; `alumacc` turns add-only trees into `$alu`, so a `$macc` means a product.

@@ -13,9 +13,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import HwConfig
-from hw.registers import layer_layout
-from hw.threshold_unit import ThresholdUnit
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.hw.registers import layer_layout
+from mintaccel.hw.threshold_unit import ThresholdUnit
 
 
 class Controller(wiring.Component):

@@ -12,13 +12,13 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 
-from hw.config import HwConfig, check_fits, layout
-from hw.host_interface import load_layout
-from hw.images import bias_words, load_sequence, weight_banks
-from hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_values
-from hw.top import Accelerator
-from mintaccel.errors import UserError
-from sim.model import IntModel
+from mintaccel.core.hwconfig import HwConfig, check_fits, layout
+from mintaccel.hw.host_interface import load_layout
+from mintaccel.hw.images import bias_words, load_sequence, weight_banks
+from mintaccel.hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_values
+from mintaccel.hw.top import Accelerator
+from mintaccel.core.errors import UserError
+from mintaccel.core.model import IntModel
 
 TOP_NAME = "mintaccel_top"
 MANIFEST = "manifest.json"

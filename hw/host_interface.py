@@ -10,8 +10,8 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import HwConfig
-from hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_layout
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_layout
 
 SPACE_REGS, SPACE_WEIGHTS, SPACE_BIAS = 0, 1, 2
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.config import HwConfig, layout
-from hw.registers import register_writes
-from sim.model import IntModel, WeightFormat
+from mintaccel.core.hwconfig import HwConfig, layout
+from mintaccel.hw.registers import register_writes
+from mintaccel.core.model import IntModel, WeightFormat
 
 
 def weight_code(values: np.ndarray, fmt: WeightFormat) -> np.ndarray:

@@ -6,7 +6,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.processing_element import ProcessingElement
+from mintaccel.hw.processing_element import ProcessingElement
 
 
 class PEArray(wiring.Component):

@@ -6,7 +6,7 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import weight_max_for_bits
+from mintaccel.core.hwconfig import weight_max_for_bits
 
 UNIFORM, BINARY, POT = 0, 1, 2
 

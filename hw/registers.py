@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from amaranth.lib import data
 
-from hw.config import HwConfig, layout
-from sim.model import IntModel
+from mintaccel.core.hwconfig import HwConfig, layout
+from mintaccel.core.model import IntModel
 
 SCHEMES = {"uniform": 0, "binary": 1, "pot": 2}
 LEAKS = {"none": 0, "shift": 1, "decay": 2}

@@ -6,18 +6,18 @@ from amaranth.hdl import Cat, Module, Mux
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.config import HwConfig, check_fits
-from hw.controller import Controller
-from hw.host_interface import HostInterface, load_layout
-from hw.images import bias_words, weight_banks
-from hw.membrane_memory import MembraneMemory
-from hw.pe_array import PEArray
-from hw.registers import layer_values
-from hw.spike_buffer import SpikeBuffer
-from hw.spike_encoder import SpikeEncoder
-from hw.threshold_unit import ThresholdUnit
-from hw.weight_memory import WeightMemory
-from sim.model import IntModel
+from mintaccel.core.hwconfig import HwConfig, check_fits
+from mintaccel.hw.controller import Controller
+from mintaccel.hw.host_interface import HostInterface, load_layout
+from mintaccel.hw.images import bias_words, weight_banks
+from mintaccel.hw.membrane_memory import MembraneMemory
+from mintaccel.hw.pe_array import PEArray
+from mintaccel.hw.registers import layer_values
+from mintaccel.hw.spike_buffer import SpikeBuffer
+from mintaccel.hw.spike_encoder import SpikeEncoder
+from mintaccel.hw.threshold_unit import ThresholdUnit
+from mintaccel.hw.weight_memory import WeightMemory
+from mintaccel.core.model import IntModel
 
 
 def probe_layout(cfg: HwConfig) -> data.StructLayout:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 #: Where the MNIST test split lies beside a checkout of this project (see its README).
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist-test"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mintaccel.atomic import atomic_open
-from mintaccel.errors import UserError
-from sim.model import DenseLayer, Encoding, IntModel, Leak, ModelError, WeightFormat
+from mintaccel.core.files import atomic_open
+from mintaccel.core.errors import UserError
+from mintaccel.core.model import DenseLayer, Encoding, IntModel, Leak, ModelError, WeightFormat
 
 FORMAT_NAME = "mintaccel-model"
 FORMAT_VERSION = 1

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mintaccel.atomic import atomic_open
-from mintaccel.errors import UserError
-from model_export.nir_import import DEFAULT_DT, META, _beta_of
-from sim.model import IntModel
+from mintaccel.core.files import atomic_open
+from mintaccel.core.errors import UserError
+from mintaccel.model_export.nir_import import DEFAULT_DT, META, _beta_of
+from mintaccel.core.model import IntModel
 
 
 def to_nir(model: IntModel, dt: float = DEFAULT_DT):

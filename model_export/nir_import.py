@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mintaccel.errors import UserError
-from sim.model import (
+from mintaccel.core.errors import UserError
+from mintaccel.core.model import (
     MEMBRANE_BITS, THRESHOLD_MAX, BIAS_BITS, DenseLayer, Encoding, IntModel, Leak, ModelError, WeightFormat,
     narrow_max)
 
@@ -474,7 +474,7 @@ def _beta_of(leak: Leak) -> float:
 def quantize_weights(w: np.ndarray, scale: float, fmt: WeightFormat) -> np.ndarray:
     """The integers of `fmt` that w / scale rounds to, with the QAT quantizers' own rule (eval mode)."""
     import torch
-    from model_export.quantizers import weight_quantizer
+    from mintaccel.model_export.quantizers import weight_quantizer
     q = weight_quantizer(fmt).eval()
     with torch.no_grad():
         v = q(torch.from_numpy(np.ascontiguousarray(w, np.float64)), torch.tensor(float(scale), dtype=torch.float64))
@@ -600,7 +600,7 @@ def calibrate(net: FloatNet, start: list[Choice], data: Calibration, build,
               passes: int = 2) -> tuple[list[Choice], tuple[float, float]]:
     """Coordinate search over the per-layer scales: keep a candidate only if it raises (accuracy on the
     calibration data, agreement with the float network). Deterministic: fixed candidate order."""
-    from sim.reference import run_batched
+    from mintaccel.sim.reference import run_batched
 
     def score(choices):
         pred = run_batched(build(choices), data.spikes).predictions
@@ -631,9 +631,9 @@ def finetune(net: FloatNet, formats: list[LayerFormat], choices: list[Choice], m
     (its real threshold is set to theta * s), leaks and resets per layer.
     """
     import torch
-    from model_export.qat import LayerSpec, QuantSNN, TrainConfig
-    from model_export.train import encoded, fit, predict
-    from sim.reference import run_batched
+    from mintaccel.model_export.qat import LayerSpec, QuantSNN, TrainConfig
+    from mintaccel.model_export.train import encoded, fit, predict
+    from mintaccel.sim.reference import run_batched
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     cfg = TrainConfig(
@@ -785,8 +785,8 @@ def _import(path, net: FloatNet, encoding: Encoding, formats, cfg: ImportConfig,
 
 def evaluate(net: FloatNet, model: IntModel, split, reset: str, before: IntModel | None = None) -> dict:
     """Float (forward Euler) and integer accuracy on the test part, and how often they agree."""
-    from sim.encoding import rate_encode
-    from sim.reference import decode, run_batched
+    from mintaccel.sim.encoding import rate_encode
+    from mintaccel.sim.reference import decode, run_batched
     spikes = rate_encode(split.x_test, model.timesteps, split.levels)
     fpred = decode(simulate(net, spikes, reset))
     ipred = run_batched(model, spikes).predictions
@@ -820,8 +820,8 @@ def _meta_int(meta: dict, key: str) -> int | None:
 
 def _calibration(net: FloatNet, split, timesteps: int, cfg: ImportConfig) -> Calibration:
     """A seeded subset of the training part (never the test part)."""
-    from sim.encoding import rate_encode
-    from sim.reference import decode
+    from mintaccel.sim.encoding import rate_encode
+    from mintaccel.sim.reference import decode
     n = len(split.x_train)
     idx = np.arange(n)
     if n > cfg.calibration_samples:

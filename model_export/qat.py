@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mintaccel.errors import UserError
-from model_export.quantizers import (
+from mintaccel.core.errors import UserError
+from mintaccel.model_export.quantizers import (
     SigmoidSumQuantizer, ThresholdCentredMembrane, scale_gradient, straight_through,
     weight_quantizer)
-from sim.model import (
+from mintaccel.core.model import (
     MEMBRANE_BITS, THRESHOLD_MAX, DenseLayer, Encoding, IntModel, Leak, ModelError, WeightFormat, narrow_max)
 
 

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from sim.model import WeightFormat, narrow_max
+from mintaccel.core.model import WeightFormat, narrow_max
 
 
 def straight_through(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from sim.encoding import rate_encode
-from sim.reference import decode
+from mintaccel.sim.encoding import rate_encode
+from mintaccel.sim.reference import decode
 
 
 def train_snntorch(split, hidden: int, epochs: int, timesteps: int, beta: float, reset: str, seed: int):

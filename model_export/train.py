@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mintaccel.atomic import atomic_open
-from mintaccel.errors import UserError
-from model_export import datasets
-from model_export.qat import QuantSNN, TrainConfig
-from model_export.quantizers import temperature_schedule
-from sim.encoding import rate_encode
-from sim.model import Encoding
-from sim.reference import decode
+from mintaccel.core.files import atomic_open
+from mintaccel.core.errors import UserError
+from mintaccel.model_export import datasets
+from mintaccel.model_export.qat import QuantSNN, TrainConfig
+from mintaccel.model_export.quantizers import temperature_schedule
+from mintaccel.sim.encoding import rate_encode
+from mintaccel.core.model import Encoding
+from mintaccel.sim.reference import decode
 
 CHECKPOINT_KIND = "mintaccel-checkpoint-v1"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 
 def rate_encode(pixels: np.ndarray, timesteps: int, levels: int) -> np.ndarray:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mintaccel.atomic import read_json_object
-from mintaccel.errors import UserError
+from mintaccel.core.files import read_json_object
+from mintaccel.core.errors import UserError
 
 #: The default table (pJ, 45 nm). Tables map an operand width in bits (or a memory size in bytes) to pJ.
 DEFAULT_TABLE: dict = {
@@ -260,7 +260,7 @@ class EnergyEstimate:
 
 def estimate(result, table: EnergyTable | None = None) -> EnergyEstimate:
     """Energy of a `sim.cycle.CycleResult` from its event counts (per sample, then averaged)."""
-    from sim.cycle.counts import ARITHMETIC
+    from mintaccel.sim.cycle.counts import ARITHMETIC
 
     table = table or DEFAULT
     b, n_layers = result.batch, len(result.model.layers)

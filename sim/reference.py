@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mintaccel.errors import UserError
-from sim.model import DenseLayer, IntModel, Leak
+from mintaccel.core.errors import UserError
+from mintaccel.core.model import DenseLayer, IntModel, Leak
 
 
 @dataclass(frozen=True)

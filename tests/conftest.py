@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.model import DenseLayer, IntModel, Leak, WeightFormat
+from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat
 
 
 def random_layer(rng: np.random.Generator, n_in: int, n_out: int, fmt: WeightFormat, membrane_bits: int,
@@ -45,6 +45,6 @@ def random_spikes(seed: int, batch: int, timesteps: int, n: int, density: float 
 
 @pytest.fixture
 def shipped_model():
-    from mintaccel.commands import shipped_model_path
-    from model_export.format import load_model
+    from mintaccel.core.shipped import shipped_model_path
+    from mintaccel.model_export.format import load_model
     return load_model(shipped_model_path())

@@ -10,9 +10,9 @@ them. The arithmetic is the reference model's (sim/reference.py): the simulator 
     summary(model, spikes, labels, 48.0)         # flat dict of figures (energy as estimates)
 """
 
-from sim.cycle.controller import CycleResult, PhaseCycles, cycles, phase_cycles, simulate
-from sim.cycle.stalls import FixedGap, NoStall, StallModel
-from sim.cycle.summary import summary
+from mintaccel.sim.cycle.controller import CycleResult, PhaseCycles, cycles, phase_cycles, simulate
+from mintaccel.sim.cycle.stalls import FixedGap, NoStall, StallModel
+from mintaccel.sim.cycle.summary import summary
 
 __all__ = ["CycleResult", "FixedGap", "NoStall", "PhaseCycles", "StallModel", "cycles", "phase_cycles",
            "simulate", "summary"]

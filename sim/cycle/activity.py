@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.config import HwConfig, Layout, layout
-from sim.model import IntModel
-from sim.reference import Trace
+from mintaccel.core.hwconfig import HwConfig, Layout, layout
+from mintaccel.core.model import IntModel
+from mintaccel.sim.reference import Trace
 
 
 @dataclass(frozen=True)

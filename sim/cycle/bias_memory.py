@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.cycle.counts import BlockCounts, MemorySpec, per_layer
+from mintaccel.sim.cycle.counts import BlockCounts, MemorySpec, per_layer
 
 NAME = "bias_memory"
 

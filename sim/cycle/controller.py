@@ -18,15 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.config import HwConfig, check_fits
-from mintaccel.errors import UserError
-from sim.cycle import (bias_memory, event_memory, host_interface, membrane_memory, pe_array, spike_buffer,
+from mintaccel.core.hwconfig import HwConfig, check_fits
+from mintaccel.core.errors import UserError
+from mintaccel.sim.cycle import (bias_memory, event_memory, host_interface, membrane_memory, pe_array, spike_buffer,
                        spike_encoder, threshold_unit, weight_memory)
-from sim.cycle.activity import Activity, activity
-from sim.cycle.counts import BlockCounts
-from sim.cycle.stalls import NoStall, StallModel
-from sim.model import IntModel
-from sim.reference import Trace, check_input, run_batched
+from mintaccel.sim.cycle.activity import Activity, activity
+from mintaccel.sim.cycle.counts import BlockCounts
+from mintaccel.sim.cycle.stalls import NoStall, StallModel
+from mintaccel.core.model import IntModel
+from mintaccel.sim.reference import Trace, check_input, run_batched
 
 # ---- docs/microarchitecture.md, "Exact cycle cost" (one constant per table row) ----
 RUN_START = 1          # the cycle `start` is accepted

@@ -5,7 +5,7 @@ Written once per event by the encoder; read once per event and neuron group by t
 
 from __future__ import annotations
 
-from sim.cycle.counts import BlockCounts, MemorySpec
+from mintaccel.sim.cycle.counts import BlockCounts, MemorySpec
 
 NAME = "event_memory"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.cycle.counts import BlockCounts
+from mintaccel.sim.cycle.counts import BlockCounts
 
 NAME = "host_interface"
 

@@ -7,7 +7,7 @@ layer.
 
 from __future__ import annotations
 
-from sim.cycle.counts import BlockCounts, MemorySpec, per_layer
+from mintaccel.sim.cycle.counts import BlockCounts, MemorySpec, per_layer
 
 NAME = "membrane_memory"
 

@@ -11,7 +11,7 @@ group. Busy in the ACC cycles, E * G per layer and step.
 
 from __future__ import annotations
 
-from sim.cycle.counts import BlockCounts
+from mintaccel.sim.cycle.counts import BlockCounts
 
 NAME = "pe_array"
 

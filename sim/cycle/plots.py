@@ -10,8 +10,8 @@ import io
 
 import numpy as np
 
-from sim.cycle.controller import CycleResult
-from sim.energy import EnergyEstimate
+from mintaccel.sim.cycle.controller import CycleResult
+from mintaccel.sim.energy import EnergyEstimate
 
 KIND_COLOURS = {"compute": "tab:blue", "control": "tab:orange", "memory": "tab:green"}
 PHASE_LABELS = {"setup": "SETUP", "encode": "ENCODE", "group_start": "START", "acc": "ACC",

@@ -8,7 +8,7 @@ word, at the event-memory index width.
 
 from __future__ import annotations
 
-from sim.cycle.counts import BlockCounts
+from mintaccel.sim.cycle.counts import BlockCounts
 
 NAME = "spike_encoder"
 

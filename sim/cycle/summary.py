@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mintaccel.errors import UserError
-from sim.energy import EnergyEstimate, EnergyTable, estimate
+from mintaccel.core.errors import UserError
+from mintaccel.sim.energy import EnergyEstimate, EnergyTable, estimate
 
 
 def figures(result, est: EnergyEstimate, labels: np.ndarray | None, clock_mhz: float) -> dict:
@@ -64,7 +64,7 @@ def summary(model, spikes, labels=None, clock_mhz: float = 48.0, *, n_pe: int = 
     the MINT vs vanilla-uniform energy ratios. The host never stalls unless `stall_model` says so
     (sim/cycle/stalls.py).
     """
-    from sim.cycle.controller import simulate
+    from mintaccel.sim.cycle.controller import simulate
     if not (clock_mhz > 0 and np.isfinite(clock_mhz)):
         raise UserError(f"clock must be a positive number of MHz, not {clock_mhz}")
     if np.asarray(spikes).shape[:1] == (0,):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.cycle.counts import BlockCounts, per_layer
+from mintaccel.sim.cycle.counts import BlockCounts, per_layer
 
 NAME = "threshold_unit"
 LEAK_OPS = {"none": (0, 0), "shift": (1, 1), "decay": (2, 1)}  # (additions, shifts)

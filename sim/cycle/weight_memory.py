@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.cycle.counts import BlockCounts, MemorySpec
+from mintaccel.sim.cycle.counts import BlockCounts, MemorySpec
 
 NAME = "weight_memory"
 

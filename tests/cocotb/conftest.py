@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cocotb import harness
+from mintaccel.verify import harness
 
 
 def sim_params():

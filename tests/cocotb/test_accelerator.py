@@ -1,6 +1,6 @@
 """The whole accelerator through its host interface, on the generated Verilog (cocotb + Verilator / Icarus).
 
-Bench: tests/cocotb/benches/acc_bench.py. One generic build (no preload, harness.generic_config) serves
+Bench: mintaccel/verify/benches/acc_bench.py. One generic build (no preload, harness.generic_config) serves
 every random network: each is loaded at run time through the load stream, many per simulation. The
 shipped digits model has its own preloaded build. Every FIRE's spikes and written-back membranes,
 every spikes_out word, and the cycles of every run are checked (see the bench's docstring).
@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from tests.cocotb import harness
+from mintaccel.verify import harness
 from tests.cocotb.conftest import sim_params
 
 SIMS = sim_params()
@@ -83,8 +83,8 @@ def test_shipped_model_digits(sim, run_name):
     """The shipped digits model (mintaccel/models/digits-w2m2.npz) on its own preloaded build, on real
     digits test samples; reports the simulated cycles per second of the path."""
     b, path = harness.shipped_build(sim)
-    from hw.config import HwConfig
-    from model_export.format import load_model
+    from mintaccel.core.hwconfig import HwConfig
+    from mintaccel.model_export.format import load_model
     cfg = HwConfig.for_model(load_model(path))
     samples = 8 if sim == "verilator" else 3
     job = {"kind": "shipped", "config": harness.config_dict(cfg), "model": str(path), "samples": samples}
@@ -122,7 +122,7 @@ def test_busy_starts_the_cycle_after_start(sim, seed, run_name):
 @pytest.mark.parametrize("sim", SIMS)
 def test_long_regression(sim, seed, run_name):
     """>= 200 random networks per simulator (`mintaccel regress` runs the same, with a summary table)."""
-    from tests.cocotb.regress import regress
+    from mintaccel.verify.regress import regress
     networks = max(200, int(os.environ.get("MINTACCEL_NETWORKS") or 0))
     s = regress(sim, networks=networks, seed=seed, jobs=1, run_name=run_name)
     print(f"{sim}: {s['networks']} networks, {s['run_cycles']:,} run cycles, {s['mismatches']} mismatches, "

@@ -1,15 +1,15 @@
-"""The benches' cycle contract (tests/cocotb/benches/contract.py) agrees with the cycle-accurate
+"""The benches' cycle contract (mintaccel/verify/benches/contract.py) agrees with the cycle-accurate
 simulator's constants (sim/cycle/controller.py): both come from docs/microarchitecture.md."""
 
 from __future__ import annotations
 
-from tests.cocotb import harness  # noqa: F401  (puts tests/cocotb/benches on sys.path)
+from mintaccel.verify import harness  # noqa: F401  (puts mintaccel/verify/benches on sys.path)
 
 import contract
 
 
 def test_contract_matches_the_simulator():
-    from sim.cycle import controller as sim
+    from mintaccel.sim.cycle import controller as sim
     pairs = {
         "RUN_START": "RUN_START", "RUN_DONE": "RUN_DONE", "SETUP": "SETUP", "ENCODE_PER_WORD": "ENCODE_PER_WORD",
         "ENCODE_PER_EVENT": "ENCODE_PER_EVENT", "ENCODE_DONE": "ENCODE_DONE", "GROUP_START": "GROUP_START",
@@ -18,4 +18,4 @@ def test_contract_matches_the_simulator():
     }
     mine = {k: getattr(contract, k) for k in pairs}
     theirs = {k: getattr(sim, v, None) for k, v in pairs.items()}
-    assert mine == theirs, "tests/cocotb/benches/contract.py and sim/cycle/controller.py disagree"
+    assert mine == theirs, "mintaccel/verify/benches/contract.py and sim/cycle/controller.py disagree"

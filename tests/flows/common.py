@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hw.config import HwConfig
+from mintaccel.core.hwconfig import HwConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -28,15 +28,15 @@ def flows_dir():
 @pytest.fixture(scope="session")
 def small_ice40(flows_dir):
     """The whole flow (generic, synth, breakdown, harness, P&R) of the small build on iCE40 UP5K."""
-    from flows.flow import run_flow
-    from flows.targets import ICE40_UP5K
+    from mintaccel.flows.flow import run_flow
+    from mintaccel.flows.targets import ICE40_UP5K
     return run_flow(small_config(), None, ICE40_UP5K, flows_dir / "small-ice40")
 
 
 @pytest.fixture(scope="session")
 def small_ecp5(flows_dir):
     """The small build synthesized for ECP5-25F (no P&R: the iCE40 run covers nextpnr's report)."""
-    from flows.flow import synth_check
-    from flows.targets import ECP5_25F
-    from hw.top import Accelerator
+    from mintaccel.flows.flow import synth_check
+    from mintaccel.flows.targets import ECP5_25F
+    from mintaccel.hw.top import Accelerator
     return synth_check(Accelerator(small_config()), "mintaccel_top", ECP5_25F, flows_dir / "small-ecp5")

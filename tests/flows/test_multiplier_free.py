@@ -12,10 +12,10 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from flows.flow import generic_check, synth_check
-from flows.targets import ECP5_25F, ICE40_UP5K
-from hw.config import HwConfig
-from sim.model import WeightFormat
+from mintaccel.flows.flow import generic_check, synth_check
+from mintaccel.flows.targets import ECP5_25F, ICE40_UP5K
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.model import WeightFormat
 
 from tests.flows.common import small_config
 

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from flows import report as freport
-from flows.energy import FPGA_TABLE, fpga_energy, load_fpga_table, simulate_counts
-from flows.nextpnr import summarize_path
-from flows.targets import ECP5_25F, ICE40_UP5K
-from flows.tools import ToolError
-from flows.yosys import ICE40_RAM_MODES, libmap_decisions, module_breakdown, run_yosys
-from hw.config import HwConfig
-from mintaccel.errors import UserError
+from mintaccel.flows import report as freport
+from mintaccel.flows.energy import FPGA_TABLE, fpga_energy, load_fpga_table, simulate_counts
+from mintaccel.flows.nextpnr import summarize_path
+from mintaccel.flows.targets import ECP5_25F, ICE40_UP5K
+from mintaccel.flows.tools import ToolError
+from mintaccel.flows.yosys import ICE40_RAM_MODES, libmap_decisions, module_breakdown, run_yosys
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.errors import UserError
 from tests.conftest import random_spikes
 from tests.flows.common import small_config
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flows import report as freport
+from mintaccel.flows import report as freport
 from tests.flows.common import mintaccel
 
 pytestmark = pytest.mark.slow

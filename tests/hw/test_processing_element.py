@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.images import weight_code
-from hw.processing_element import ProcessingElement
-from hw.registers import SCHEMES
-from sim.model import WeightFormat
+from mintaccel.hw.images import weight_code
+from mintaccel.hw.processing_element import ProcessingElement
+from mintaccel.hw.registers import SCHEMES
+from mintaccel.core.model import WeightFormat
 
 FORMATS = [WeightFormat("uniform", b) for b in (2, 3, 4, 8)] + [WeightFormat("binary", 1)] + \
           [WeightFormat("pot", b) for b in (2, 3, 4)]

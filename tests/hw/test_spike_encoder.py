@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.images import spike_words
-from hw.spike_encoder import SpikeEncoder
+from mintaccel.hw.images import spike_words
+from mintaccel.hw.spike_encoder import SpikeEncoder
 
 
 @pytest.mark.parametrize("seed", range(8))

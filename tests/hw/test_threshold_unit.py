@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.threshold_unit import ThresholdUnit
-from sim.model import DenseLayer, Leak, WeightFormat
-from sim.reference import neuron_step
+from mintaccel.hw.threshold_unit import ThresholdUnit
+from mintaccel.core.model import DenseLayer, Leak, WeightFormat
+from mintaccel.sim.reference import neuron_step
 
 CASES = [(m, reset, leak) for m in (2, 3, 4, 8) for reset in ("hard", "soft")
          for leak in (Leak("none"), Leak("shift", 1), Leak("shift", 3), Leak("decay", 1), Leak("decay", 4),

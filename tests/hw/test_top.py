@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.config import HwConfig
-from hw.images import spike_words
-from model_export import datasets
-from sim.encoding import rate_encode
-from sim.reference import run
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.hw.images import spike_words
+from mintaccel.model_export import datasets
+from mintaccel.sim.encoding import rate_encode
+from mintaccel.sim.reference import run
 from tests.conftest import random_model, random_spikes
 from tests.hw.driver import formula_cycles, run_accelerator
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mintaccel.commands import shipped_model_path
+from mintaccel.core.shipped import shipped_model_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,7 +103,7 @@ def test_float_model_cannot_be_exported(tmp_path):
 @pytest.mark.slow
 def test_mnist_784_128_10(tmp_path):
     """Issue 2's MNIST figures: float and 2/2-bit on the shared t10k split (8000 / 2000, seed 0)."""
-    from model_export.datasets import SHARED_MNIST
+    from mintaccel.model_export.datasets import SHARED_MNIST
     if not SHARED_MNIST.is_dir():
         pytest.skip(f"MNIST test split not found at {SHARED_MNIST}")
     r = mintaccel("train", "--dataset", "mnist", "--float-baseline", "--threads", "2",

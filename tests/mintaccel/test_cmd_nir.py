@@ -12,9 +12,9 @@ import nir
 import numpy as np
 import pytest
 
-from mintaccel.commands import shipped_model_path
-from model_export.format import load_model, save_model
-from sim.model import DenseLayer, Encoding, IntModel, Leak, WeightFormat
+from mintaccel.core.shipped import shipped_model_path
+from mintaccel.model_export.format import load_model, save_model
+from mintaccel.core.model import DenseLayer, Encoding, IntModel, Leak, WeightFormat
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).parent / "mintaccel"

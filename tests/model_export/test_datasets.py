@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from mintaccel.errors import UserError
-from model_export import datasets
+from mintaccel.core.errors import UserError
+from mintaccel.model_export import datasets
 
 
 def test_digits_split_is_fixed():

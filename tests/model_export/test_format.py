@@ -8,9 +8,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from mintaccel.errors import UserError
-from model_export.format import load_model, save_model, to_manifest
-from sim.reference import run
+from mintaccel.core.errors import UserError
+from mintaccel.model_export.format import load_model, save_model, to_manifest
+from mintaccel.sim.reference import run
 from tests.conftest import random_model, random_spikes
 
 
@@ -30,7 +30,7 @@ def test_round_trip(tmp_path, seed):
 
 def test_readable_without_mintaccel(shipped_model):
     """docs/model-format.md's recipe: numpy + json only."""
-    from mintaccel.commands import shipped_model_path
+    from mintaccel.core.shipped import shipped_model_path
     with np.load(shipped_model_path(), allow_pickle=False) as f:
         manifest = json.loads(f["manifest"].tobytes())
         w0 = f[manifest["layers"][0]["weight"]["array"]]
@@ -86,7 +86,7 @@ BAD_MANIFESTS = [
 
 @pytest.mark.parametrize("edit, message", BAD_MANIFESTS)
 def test_bad_manifest(tmp_path, edit, message):
-    from mintaccel.commands import shipped_model_path
+    from mintaccel.core.shipped import shipped_model_path
     bad = tmp_path / "bad.npz"
     rewrite(shipped_model_path(), bad, edit_manifest=edit)
     with pytest.raises(UserError, match=message):
@@ -105,7 +105,7 @@ def _weights(fn):
     (_weights(lambda w: w[:, :10]), "has shape"),
 ])
 def test_bad_arrays(tmp_path, edit, message):
-    from mintaccel.commands import shipped_model_path
+    from mintaccel.core.shipped import shipped_model_path
     bad = tmp_path / "bad.npz"
     rewrite(shipped_model_path(), bad, edit_arrays=edit)
     with pytest.raises(UserError, match=message):
@@ -113,7 +113,7 @@ def test_bad_arrays(tmp_path, edit, message):
 
 
 def test_truncated_missing_and_garbage_files(tmp_path):
-    from mintaccel.commands import shipped_model_path
+    from mintaccel.core.shipped import shipped_model_path
     data = shipped_model_path().read_bytes()
     for n in (0, 10, len(data) // 2, len(data) - 5):
         (tmp_path / "t.npz").write_bytes(data[:n])

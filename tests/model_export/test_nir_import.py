@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from mintaccel.errors import UserError
-from model_export import datasets
-from model_export.format import load_model
-from model_export.nir_export import to_nir, write_nir
-from model_export.nir_import import (
+from mintaccel.core.errors import UserError
+from mintaccel.model_export import datasets
+from mintaccel.model_export.format import load_model
+from mintaccel.model_export.nir_export import to_nir, write_nir
+from mintaccel.model_export.nir_import import (
     Choice, ImportConfig, float_net, import_nir, layer_formats, leak_for, quantize, read_graph, simulate,
     spiking_threshold)
-from sim.encoding import rate_encode
-from sim.model import DenseLayer, Encoding, IntModel, Leak, WeightFormat
-from sim.reference import decode, run, run_batched
+from mintaccel.sim.encoding import rate_encode
+from mintaccel.core.model import DenseLayer, Encoding, IntModel, Leak, WeightFormat
+from mintaccel.sim.reference import decode, run, run_batched
 
 T = 8
 BETA = 0.875  # 1 - 2^-3: maps exactly onto the decay leak k = 3
@@ -44,7 +44,7 @@ def train_snntorch(reset: str = "zero", hidden: int = 64, epochs: int = 6, seed:
 
 
 def _train_snntorch(reset, hidden, epochs, seed):
-    from model_export.snntorch_baseline import train_snntorch
+    from mintaccel.model_export.snntorch_baseline import train_snntorch
     return train_snntorch(datasets.digits(), hidden, epochs, T, BETA, reset, seed)
 
 
@@ -350,7 +350,7 @@ def test_export_then_import_is_the_same_model(tmp_path):
 
 
 def test_export_then_import_of_the_shipped_model_keeps_its_accuracy(tmp_path, digits):
-    from mintaccel.commands import shipped_model_path
+    from mintaccel.core.shipped import shipped_model_path
     model = load_model(shipped_model_path())
     write_nir(model, tmp_path / "m.nir")
     result = import_nir(tmp_path / "m.nir", ImportConfig(), digits)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from model_export import datasets
-from model_export.qat import LayerSpec, QuantSNN, TrainConfig
-from model_export.train import encoded, train
-from sim.model import Encoding
-from sim.reference import run
+from mintaccel.model_export import datasets
+from mintaccel.model_export.qat import LayerSpec, QuantSNN, TrainConfig
+from mintaccel.model_export.train import encoded, train
+from mintaccel.core.model import Encoding
+from mintaccel.sim.reference import run
 from tests.conftest import random_spikes
 
 CASES = {
@@ -70,7 +70,7 @@ def test_eval_equals_reference_on_digits_test_split(trained, name):
 
 
 def test_float_and_squat_layers_are_not_exportable():
-    from mintaccel.errors import UserError
+    from mintaccel.core.errors import UserError
     for spec in (LayerSpec("float", "float"), LayerSpec("uniform:2", "squat:2")):
         net = QuantSNN([64, 10], TrainConfig(layers=(spec,)))
         with pytest.raises(UserError, match="cannot export"):
@@ -85,7 +85,7 @@ def test_squat_membranes_train():
 def test_shipped_model_retrains_bit_for_bit(tmp_path, shipped_model):
     """`make model` (mintaccel train --float-baseline --export ...) reproduces the shipped file exactly."""
     from mintaccel.cli import main
-    from mintaccel.commands import shipped_model_path
+    from mintaccel.core.shipped import shipped_model_path
     out = tmp_path / "model.npz"
     assert main(["train", "--float-baseline", "--export", str(out)]) == 0
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from model_export.quantizers import (
+from mintaccel.model_export.quantizers import (
     PowerOfTwoQuantizer, SigmoidSumQuantizer, ThresholdCentredMembrane, UniformQuantizer, straight_through,
     temperature_schedule, threshold_centred_levels)
-from sim.model import WeightFormat
+from mintaccel.core.model import WeightFormat
 
 
 def test_straight_through_is_exact_forward_and_surrogate_backward():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mintaccel.errors import UserError
-from sim.encoding import rate_encode
+from mintaccel.core.errors import UserError
+from mintaccel.sim.encoding import rate_encode
 
 
 def test_rate_code_by_hand():

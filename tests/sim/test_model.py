@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sim.model import DenseLayer, IntModel, Leak, ModelError, WeightFormat
+from mintaccel.core.model import DenseLayer, IntModel, Leak, ModelError, WeightFormat
 
 
 def layer(**kw):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mintaccel.errors import UserError
-from sim.model import DenseLayer, IntModel, Leak, WeightFormat
-from sim.reference import decode, leak, run, shift_toward_zero
+from mintaccel.core.errors import UserError
+from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat
+from mintaccel.sim.reference import decode, leak, run, shift_toward_zero
 from tests.conftest import random_model, random_spikes
 
 W = np.array([[3, -2, 1], [1, 2, -3], [-3, -3, -3]])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.config import HwConfig
-from sim.model import DenseLayer, IntModel, Leak, WeightFormat
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat
 
 #: docs/arithmetic.md section 6: 3 inputs, 3 neurons, uniform 3-bit weights, 3-bit membranes, 2-bit bias.
 WORKED_W = [[3, -2, 1], [1, 2, -3], [-3, -3, -3]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.cycle import simulate
-from sim.cycle.summary import summary
+from mintaccel.sim.cycle import simulate
+from mintaccel.sim.cycle.summary import summary
 
 
 def counts(r, block, op):

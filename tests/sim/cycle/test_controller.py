@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from hw.config import HwConfig
-from mintaccel.errors import UserError
-from sim.cycle import FixedGap, simulate
-from sim.model import DenseLayer, IntModel, Leak, WeightFormat
-from sim.reference import run
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.errors import UserError
+from mintaccel.sim.cycle import FixedGap, simulate
+from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat
+from mintaccel.sim.reference import run
 from tests.conftest import random_model, random_spikes
 
 
@@ -107,6 +107,6 @@ def test_vectorized_over_samples_equals_one_at_a_time():
 
 
 def test_drain_is_the_rtl_threshold_pipeline_latency():
-    from hw.threshold_unit import ThresholdUnit
-    from sim.cycle.controller import LAYER_DRAIN
+    from mintaccel.hw.threshold_unit import ThresholdUnit
+    from mintaccel.sim.cycle.controller import LAYER_DRAIN
     assert LAYER_DRAIN == ThresholdUnit.LATENCY

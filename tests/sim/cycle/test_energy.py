@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from mintaccel.errors import UserError
-from sim.cycle import simulate
-from sim.energy import DEFAULT, DEFAULT_TABLE, estimate, load_table
+from mintaccel.core.errors import UserError
+from mintaccel.sim.cycle import simulate
+from mintaccel.sim.energy import DEFAULT, DEFAULT_TABLE, estimate, load_table
 
 
 def test_default_table_reproduces_the_published_figures():

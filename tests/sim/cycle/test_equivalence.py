@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mintaccel.commands import _dataset_inputs
-from sim.cycle import simulate
-from sim.reference import run
+from mintaccel.cli.commands import _dataset_inputs
+from mintaccel.sim.cycle import simulate
+from mintaccel.sim.reference import run
 from tests.conftest import random_model, random_spikes
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mintaccel import report as ui
-from mintaccel.errors import UserError
+from mintaccel.cli import report as ui
+from mintaccel.core.errors import UserError
 
 
 def register(sub) -> None:
-    from flows.targets import TARGETS
+    from mintaccel.flows.targets import TARGETS
 
     p = sub.add_parser("synth", help="FPGA synthesis and place-and-route (Yosys, nextpnr): LUTs, Fmax, energy")
     p.set_defaults(func=cmd_synth)
@@ -49,9 +49,9 @@ def register(sub) -> None:
 # ---------------------------------------------------------------- synth
 
 def _load(args):
-    from hw.config import HwConfig, check_fits
-    from mintaccel.commands import shipped_model_path
-    from model_export.format import load_model
+    from mintaccel.core.hwconfig import HwConfig, check_fits
+    from mintaccel.core.shipped import shipped_model_path
+    from mintaccel.model_export.format import load_model
     path = Path(args.model) if args.model else shipped_model_path()
     model = load_model(path)
     if args.n_pe < 1:
@@ -63,16 +63,16 @@ def _load(args):
 
 def _inputs(args, model):
     """Input spikes and labels for latency, accuracy and energy (None, None if none fit the model)."""
-    from mintaccel.commands import load_spikes
-    from sim.reference import check_input
+    from mintaccel.cli.commands import load_spikes
+    from mintaccel.sim.reference import check_input
     if args.input:
         spikes = check_input(model, load_spikes(args.input))
         labels = load_spikes(args.labels) if args.labels else None
         if labels is not None and labels.shape != (len(spikes),):
             raise UserError(f"labels must be shaped [{len(spikes)}], got {list(labels.shape)}")
         return spikes, labels, args.input
-    from model_export import datasets
-    from sim.encoding import rate_encode
+    from mintaccel.model_export import datasets
+    from mintaccel.sim.encoding import rate_encode
     split = datasets.load("digits")
     if model.n_inputs != split.n_inputs or model.encoding.levels != split.levels:
         return None, None, "none (the model does not take digits inputs: give --input)"
@@ -91,10 +91,10 @@ def _out_dir(args, target) -> Path:
 
 
 def cmd_synth(args) -> int:
-    from flows import report as freport
-    from flows.energy import load_fpga_table
-    from flows.flow import run_flow, stage_count
-    from flows.targets import get_target
+    from mintaccel.flows import report as freport
+    from mintaccel.flows.energy import load_fpga_table
+    from mintaccel.flows.flow import run_flow, stage_count
+    from mintaccel.flows.targets import get_target
 
     target = get_target(args.target)
     path, model, cfg = _load(args)
@@ -112,7 +112,7 @@ def cmd_synth(args) -> int:
                        spikes=spikes, labels=labels, freq_mhz=args.freq, energy_table=table, advance=advance,
                        model_path=str(path))
     rep["inputs"] = data
-    from mintaccel.atomic import write_json
+    from mintaccel.core.files import write_json
     freport.print_report(rep, target)
     status = _baseline_check(rep) if args.check_baseline else 0
     write_json(out / "report.json", rep)
@@ -126,7 +126,7 @@ def cmd_synth(args) -> int:
 
 
 def _baseline_check(rep: dict) -> int:
-    from flows import report as freport
+    from mintaccel.flows import report as freport
     result = freport.compare_baseline(rep)
     rep["baseline"] = {"status": result["status"], "rows": [list(r) for r in result["rows"]]}
     if result["status"] in ("no baseline", "other config"):
@@ -145,8 +145,8 @@ def _baseline_check(rep: dict) -> int:
 # ---------------------------------------------------------------- sweep
 
 def cmd_sweep(args) -> int:
-    from flows import sweep
-    from flows.targets import get_target
+    from mintaccel.flows import sweep
+    from mintaccel.flows.targets import get_target
 
     target = get_target(args.target)
     for n in args.n_pe:
@@ -167,7 +167,7 @@ def cmd_sweep(args) -> int:
     for r, m in zip(rows, marks):
         r["pareto"] = m
     sweep.plot(rows, out / "pareto.png", target.name)
-    from mintaccel.atomic import write_json
+    from mintaccel.core.files import write_json
     write_json(out / "sweep.json", {"target": target.name, "rows": rows, "skipped": skipped})
     table = [(r["label"], f"{100 * r['accuracy']:.1f}%" if r["accuracy"] is not None else "-", r["luts"], r["bram"],
               r["dsp"], _g(r["fmax_mhz"]), _g(r["cycles"]), _g(r["latency_us"]), _g(r["energy_nj"]),

@@ -3,7 +3,8 @@
 Random networks (every weight and membrane format, both resets, all leak forms, biases, saturation
 corners, back-pressure on both spike streams) are loaded one after another into one generic accelerator
 build through its load stream; every spike and membrane of every layer and step, every output word and
-the cycles of every run are checked (docs/verification.md). Runs from a source checkout (tests/cocotb).
+the cycles of every run are checked (docs/verification.md). The benches ship in the package
+(mintaccel/verify).
 """
 
 from __future__ import annotations
@@ -13,19 +14,14 @@ import secrets
 import sys
 from pathlib import Path
 
-from mintaccel import report
-from mintaccel.errors import UserError
+from mintaccel.cli import report
+from mintaccel.core.errors import UserError
 
 SIMULATORS = ("verilator", "icarus")
 
 
 def _harness():
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "tests" / "cocotb" / "regress.py").is_file():
-        raise UserError("mintaccel regress runs from a source checkout: tests/cocotb/regress.py not found")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from tests.cocotb import harness, regress
+    from mintaccel.verify import harness, regress
     return harness, regress
 
 

@@ -7,7 +7,7 @@ The accelerator bench also checks that its schedule built from these constants t
 simulator's cycles, and tests/cocotb/test_contract.py compares them with sim/cycle's constants, so a
 stale number here fails loudly, never silently."""
 
-from hw.threshold_unit import ThresholdUnit
+from mintaccel.hw.threshold_unit import ThresholdUnit
 
 RUN_START = 1          # the cycle `start` is accepted
 SETUP = 1              # per layer and step

@@ -24,18 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
-ROOT = Path(__file__).resolve().parents[2]
 BENCHES = Path(__file__).resolve().parent / "benches"
-BUILD_ROOT = ROOT / "build" / "cocotb"
+BUILD_ENV = "MINTACCEL_BUILD_DIR"
+#: Builds and runs go under $MINTACCEL_BUILD_DIR, or ./build of the working folder (never the package).
+BUILD_ROOT = Path(os.environ.get(BUILD_ENV) or Path.cwd() / "build").resolve() / "cocotb"
 SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
 DEFAULT_SEED = 20240517
 SEED_ENV = "MINTACCEL_SEED"
 WAVES_ENV = "MINTACCEL_WAVES"
 
-for _p in (str(BENCHES), str(ROOT)):
-    if _p not in sys.path:  # runner.test() hands sys.path to the simulator's Python as PYTHONPATH
-        sys.path.insert(0, _p)
+if str(BENCHES) not in sys.path:  # runner.test() hands sys.path to the simulator's Python as PYTHONPATH
+    sys.path.insert(0, str(BENCHES))
 
 
 def _verilator_args() -> list[str]:
@@ -44,7 +44,7 @@ def _verilator_args() -> list[str]:
     in build.log without stopping the regression (lint itself is enforced by hw/lint.py's tests), and
     --assert so that the RTL's immediate assertions (membranes on their grid) are checked while simulating."""
     try:
-        from hw.lint import WAIVERS
+        from mintaccel.hw.lint import WAIVERS
     except ImportError:
         WAIVERS = ("CASEINCOMPLETE",)
     return ["-Wno-WIDTH", *(f"-Wno-{w}" for w in WAIVERS), "-Wno-fatal", "--assert"]
@@ -319,7 +319,7 @@ def _safe(text: str) -> str:
 
 def run(b: Build, module: str, job: dict, run_name: str, testcase: str | None = None,
         log_to_file: bool = True) -> BenchResult:
-    """Run the cocotb module `module` (a file in tests/cocotb/benches) on build `b` with `job`.
+    """Run the cocotb module `module` (a file in mintaccel/verify/benches) on build `b` with `job`.
 
     Never raises on test failures (inside or outside pytest): the caller asserts on the result."""
     folder = b.folder / "runs" / _safe(run_name)
@@ -395,7 +395,7 @@ def generic_config():
     """One accelerator build that runs every random network of the regression (loaded at run time):
     every weight format (8-bit lanes), every membrane format (8-bit lanes), 8-bit biases,
     up to 3 layers of up to 32 inputs / neurons, n_pe = 4 so a layer has up to 8 groups."""
-    from hw.config import HwConfig
+    from mintaccel.core.hwconfig import HwConfig
     return HwConfig(n_pe=4, max_layers=3, max_inputs=32, max_neurons=32, max_timesteps=16,
                     weight_bits=8, membrane_bits=8, bias_bits=8, weight_depth=768, membrane_depth=24)
 
@@ -403,13 +403,13 @@ def generic_config():
 def accelerator_verilog(cfg, model=None) -> str:
     """The accelerator's Verilog, as `mintaccel generate` writes it (top module `mintaccel_top`)."""
     from amaranth.back import verilog
-    from hw.generate import TOP_NAME
-    from hw.top import Accelerator
+    from mintaccel.hw.generate import TOP_NAME
+    from mintaccel.hw.top import Accelerator
     return verilog.convert(Accelerator(cfg, model), name=TOP_NAME)
 
 
 def top_name() -> str:
-    from hw.generate import TOP_NAME
+    from mintaccel.hw.generate import TOP_NAME
     return TOP_NAME
 
 
@@ -424,7 +424,7 @@ def broken_threshold(verilog: str) -> str:
     patched, n = pattern.subn(repl, verilog)
     if n == 0:
         raise AssertionError("negative control: the threshold compare was not found in the Verilog; "
-                             "update BROKEN_COMPARE in tests/cocotb/harness.py")
+                             "update BROKEN_COMPARE in mintaccel/verify/harness.py")
     return patched
 
 
@@ -434,9 +434,9 @@ def accelerator_build(sim: str, waves: bool | None = None) -> Build:
 
 def shipped_build(sim: str, waves: bool | None = None) -> tuple[Build, Path]:
     """The shipped digits model's own build: memories and registers preloaded, runs on start."""
-    from hw.config import HwConfig
-    from mintaccel.commands import shipped_model_path
-    from model_export.format import load_model
+    from mintaccel.core.hwconfig import HwConfig
+    from mintaccel.core.shipped import shipped_model_path
+    from mintaccel.model_export.format import load_model
     path = shipped_model_path()
     model = load_model(path)
     return build(sim, "accelerator-shipped", accelerator_verilog(HwConfig.for_model(model), model), top_name(),

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
 
 def job() -> dict:
-    """The parameters the runner wrote for this run (tests/cocotb/harness.py)."""
+    """The parameters the runner wrote for this run (mintaccel/verify/harness.py)."""
     return json.loads(Path(os.environ["MINTACCEL_JOB"]).read_text())
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.model import DenseLayer, IntModel, Leak, WeightFormat, narrow_max
+from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat, narrow_max
 
 FORMATS = tuple(WeightFormat(s, b) for s, bs in (("uniform", (2, 3, 4, 8)), ("binary", (1,)), ("pot", (2, 3, 4)))
                 for b in bs)

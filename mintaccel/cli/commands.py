@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from mintaccel import report
-from mintaccel.atomic import atomic_open
-from mintaccel.errors import UserError
+from mintaccel.cli import report
+from mintaccel.core.files import atomic_open
+from mintaccel.core.errors import UserError
 
-SHIPPED_MODEL = "digits-w2m2.npz"
-
-
-def shipped_model_path() -> Path:
-    return Path(str(resources.files("mintaccel") / "models" / SHIPPED_MODEL))
+from mintaccel.core.shipped import shipped_model_path
 
 
 # ---------------------------------------------------------------- train / export
 
 def train_config(args):
-    from model_export.qat import LayerSpec, TrainConfig
+    from mintaccel.model_export.qat import LayerSpec, TrainConfig
     weights, membranes = args.weights, args.membrane
     if len(weights) != len(membranes) and 1 not in (len(weights), len(membranes)):
         raise UserError(f"--weights has {len(weights)} entries and --membrane {len(membranes)}: give one or one per layer")
@@ -38,16 +33,16 @@ def train_config(args):
 
 
 def _train_with_progress(cfg, label: str, split):
-    from model_export.train import train
+    from mintaccel.model_export.train import train
     with report.progress(label, cfg.epochs) as advance:
         return train(cfg, progress=lambda e, n, loss: advance(1, f"loss {loss:.3f}"), split=split)
 
 
 def _verified_export(result, meta: dict):
     """Export the trained net and check that the reference model reproduces its test predictions."""
-    from model_export import datasets
-    from model_export.train import encoded, predict
-    from sim.reference import run_batched
+    from mintaccel.model_export import datasets
+    from mintaccel.model_export.train import encoded, predict
+    from mintaccel.sim.reference import run_batched
     model = result.net.to_int_model(result.encoding, meta)
     split = datasets.load(result.config.dataset, result.config.data_dir)
     _, xte = encoded(split, result.config.timesteps)
@@ -58,10 +53,10 @@ def _verified_export(result, meta: dict):
 
 
 def cmd_train(args) -> int:
-    from model_export.qat import LayerSpec
-    from model_export.format import save_model
-    from model_export.train import save_checkpoint
-    from model_export import datasets
+    from mintaccel.model_export.qat import LayerSpec
+    from mintaccel.model_export.format import save_model
+    from mintaccel.model_export.train import save_checkpoint
+    from mintaccel.model_export import datasets
     cfg = train_config(args)
     if args.export:
         for i, spec in enumerate(cfg.layer_specs()):
@@ -101,8 +96,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from model_export.format import save_model
-    from model_export.train import load_checkpoint
+    from mintaccel.model_export.format import save_model
+    from mintaccel.model_export.train import load_checkpoint
     net, encoding = load_checkpoint(args.checkpoint)
     model = net.to_int_model(encoding, {"trained_with": net.cfg.to_json()})
     save_model(model, args.output)
@@ -132,7 +127,7 @@ def describe(model) -> dict:
 
 
 def cmd_info(args) -> int:
-    from model_export.format import load_model
+    from mintaccel.model_export.format import load_model
     model = load_model(args.model)
     d = describe(model)
     from rich.table import Table
@@ -156,8 +151,8 @@ def cmd_info(args) -> int:
 # ---------------------------------------------------------------- encode / run
 
 def _dataset_inputs(name, data_dir, model=None, timesteps=None):
-    from model_export import datasets
-    from sim.encoding import rate_encode
+    from mintaccel.model_export import datasets
+    from mintaccel.sim.encoding import rate_encode
     split = datasets.load(name, data_dir)
     if model is not None and split.levels != model.encoding.levels:
         raise UserError(f"dataset {name} has pixels 0..{split.levels}, the model was trained on 0..{model.encoding.levels}")
@@ -189,8 +184,8 @@ def load_spikes(path) -> np.ndarray:
 
 
 def cmd_run(args) -> int:
-    from model_export.format import load_model
-    from sim.reference import run_batched
+    from mintaccel.model_export.format import load_model
+    from mintaccel.sim.reference import run_batched
     model = load_model(args.model)
     labels = None
     if args.input:
@@ -200,7 +195,7 @@ def cmd_run(args) -> int:
     else:
         spikes, split = _dataset_inputs(args.dataset, args.data_dir, model)
         labels = split.y_test
-    from sim.reference import check_input
+    from mintaccel.sim.reference import check_input
     spikes = check_input(model, spikes)
     if labels is not None and labels.shape != (len(spikes),):
         raise UserError(f"labels must be shaped [{len(spikes)}], got {list(labels.shape)}")
@@ -222,8 +217,8 @@ def cmd_run(args) -> int:
 # ---------------------------------------------------------------- demo
 
 def cmd_demo(args) -> int:
-    from model_export.format import load_model
-    from sim.reference import run_batched
+    from mintaccel.model_export.format import load_model
+    from mintaccel.sim.reference import run_batched
     path = Path(args.model) if args.model else shipped_model_path()
     model = load_model(path)
     spikes, split = _dataset_inputs("digits", None, model)
@@ -245,7 +240,7 @@ def cmd_demo(args) -> int:
     figures = {"model": str(path), "data": split.description, "samples": len(spikes),
                "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp}
 
-    from sim.cycle import summary
+    from mintaccel.sim.cycle import summary
     cyc = summary(model, spikes, split.y_test, args.clock)
     figures["cycle_accurate"] = cyc
     rows += [
@@ -261,8 +256,8 @@ def cmd_demo(args) -> int:
          f"{cyc['mint_vs_vanilla_compute_ratio']:.3f} / {cyc['mint_vs_vanilla_total_ratio']:.3f} (45 nm estimate)"),
     ]
 
-    from hw.config import HwConfig
-    from hw.generate import TOP_NAME, generate
+    from mintaccel.core.hwconfig import HwConfig
+    from mintaccel.hw.generate import TOP_NAME, generate
     cfg = HwConfig.for_model(model)
     rtl = Path(args.out) / "rtl"
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -278,8 +273,8 @@ def cmd_demo(args) -> int:
 
 def _demo_synthesis(cfg, model, out: Path, figures: dict) -> list[tuple]:
     """Area and Fmax of the default build on iCE40 UP5K; a tool failure becomes a row, not an abort."""
-    from flows.flow import run_flow, stage_count
-    from flows.targets import get_target
+    from mintaccel.flows.flow import run_flow, stage_count
+    from mintaccel.flows.targets import get_target
     target = get_target("ice40-up5k")
     try:
         with report.progress("synthesis (iCE40 UP5K)", stage_count(False, True, False)) as advance:

@@ -17,7 +17,7 @@ of the real lanes, its cycle and the counters at that cycle), every spikes_out w
 counted by the bench == `cycles`, the stalls the bench caused == `stall_cycles`, and
 `cycles - stall_cycles` == the simulator's cycles.
 
-Job kinds (MINTACCEL_JOB, written by tests/cocotb/harness.py): `random` (networks from seeds, loaded
+Job kinds (MINTACCEL_JOB, written by mintaccel/verify/harness.py): `random` (networks from seeds, loaded
 through the load stream), `corners` (hand-made controller corners), `shipped` (a preloaded build, digits).
 """
 
@@ -30,18 +30,18 @@ import cocotb
 import contract as C
 import netgen
 from bench_lib import Component, CycleLoop, Mismatches, Port, Stopwatch, field_offsets, job, pack, unpack, write_summary
-from hw.config import HwConfig, layout
-from hw.host_interface import load_layout
-from hw.images import load_sequence, unpack_lanes
-from hw.top import probe_layout
-from sim.reference import run as reference_run
+from mintaccel.core.hwconfig import HwConfig, layout
+from mintaccel.hw.host_interface import load_layout
+from mintaccel.hw.images import load_sequence, unpack_lanes
+from mintaccel.hw.top import probe_layout
+from mintaccel.sim.reference import run as reference_run
 
 
 def expected_cycles(model, cfg: HwConfig, x: np.ndarray) -> np.ndarray:
     """Cycles of each sample without stalls, from the cycle-accurate simulator (sim/cycle).
     To check the RTL against the formula of the doc instead, replace the body by:
     `from tests.hw.driver import formula_cycles; return np.array([formula_cycles(model, cfg.n_pe, s) for s in x])`"""
-    from sim.cycle import simulate
+    from mintaccel.sim.cycle import simulate
     return np.asarray(simulate(model, x, cfg).phases.total, np.int64)
 
 
@@ -502,7 +502,7 @@ async def random_networks(dut):
 
 @cocotb.test()
 async def controller_corners(dut):
-    """Hand-made corners of the controller's sequencing (tests/cocotb/benches/netgen.corner_cases)."""
+    """Hand-made corners of the controller's sequencing (mintaccel/verify/benches/netgen.corner_cases)."""
     j = job()
     cfg = HwConfig(**j["config"])
     _, summary = await _run_job(dut, j, netgen.corner_cases(cfg), preloaded=False)
@@ -512,9 +512,9 @@ async def controller_corners(dut):
 @cocotb.test()
 async def shipped_model(dut):
     """The shipped digits model on a build with its memories preloaded: runs on start, no load."""
-    from model_export import datasets
-    from model_export.format import load_model
-    from sim.encoding import rate_encode
+    from mintaccel.model_export import datasets
+    from mintaccel.model_export.format import load_model
+    from mintaccel.sim.encoding import rate_encode
     j = job()
     model = load_model(j["model"])
     cfg = HwConfig(**j["config"])

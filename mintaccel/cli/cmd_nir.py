@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 
-from mintaccel import report
-from mintaccel.errors import UserError
+from mintaccel.cli import report
+from mintaccel.core.errors import UserError
 
 
 def register(sub) -> None:
-    from model_export.datasets import DATASETS
-    from model_export.nir_import import DEFAULT_DT
+    from mintaccel.model_export.datasets import DATASETS
+    from mintaccel.model_export.nir_import import DEFAULT_DT
     p = sub.add_parser("import", help="integer model from a NIR graph (e.g. exported by snnTorch)")
     p.set_defaults(func=cmd_import)
     p.add_argument("graph", metavar="GRAPH.nir")
@@ -47,7 +47,7 @@ def register(sub) -> None:
 
 
 def import_config(args):
-    from model_export.nir_import import ImportConfig
+    from mintaccel.model_export.nir_import import ImportConfig
     return ImportConfig(
         weights=tuple(args.weights) if args.weights else None,
         membrane=tuple(args.membrane) if args.membrane else None,
@@ -57,9 +57,9 @@ def import_config(args):
 
 
 def cmd_import(args) -> int:
-    from model_export import datasets
-    from model_export.format import save_model
-    from model_export.nir_import import import_nir
+    from mintaccel.model_export import datasets
+    from mintaccel.model_export.format import save_model
+    from mintaccel.model_export.nir_import import import_nir
     cfg = import_config(args)
     if args.data_dir and not args.dataset:
         raise UserError("--data-dir needs --dataset")
@@ -127,8 +127,8 @@ def _print_import(args, result, layers) -> None:
 
 
 def cmd_export_nir(args) -> int:
-    from model_export.format import load_model
-    from model_export.nir_export import write_nir
+    from mintaccel.model_export.format import load_model
+    from mintaccel.model_export.nir_export import write_nir
     model = load_model(args.model)
     write_nir(model, args.output, args.dt)
     layers = [{"weight_node": f"fc{i}", "neuron_node": f"lif{i}", "kind": "IF" if l.leak.kind == "none" else "LIF",

@@ -2,7 +2,7 @@
 per chunk, chunks in parallel), merged into one summary. Used by `mintaccel regress` and by the `slow`
 pytest test (tests/cocotb/test_accelerator.py::test_long_regression).
 
-Network i of a regression with seed S is the network of seed S + i (tests/cocotb/benches/netgen.py), so
+Network i of a regression with seed S is the network of seed S + i (mintaccel/verify/benches/netgen.py), so
 `--seed S+i --networks 1` reruns it alone.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.cocotb import harness
+from mintaccel.verify import harness
 
 #: Summary fields that add up over chunks.
 SUMS = ("networks", "samples", "run_cycles", "stall_cycles", "load_writes", "fires", "neuron_steps",

@@ -6,15 +6,15 @@ import dataclasses
 import math
 from pathlib import Path
 
-from mintaccel import report
-from mintaccel.atomic import atomic_open
-from mintaccel.errors import UserError
+from mintaccel.cli import report
+from mintaccel.core.files import atomic_open
+from mintaccel.core.errors import UserError
 
 PLOTS = ("energy.png", "cycles.png", "raster.png")
 
 
 def register(sub) -> None:
-    from model_export.datasets import DATASETS
+    from mintaccel.model_export.datasets import DATASETS
     p = sub.add_parser("simulate", help="cycle-accurate simulation: cycles, latency, event counts, energy (estimate)")
     p.set_defaults(func=cmd_simulate)
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
@@ -37,7 +37,7 @@ def register(sub) -> None:
 
 
 def _inputs(args, model):
-    from mintaccel.commands import _dataset_inputs, load_spikes
+    from mintaccel.cli.commands import _dataset_inputs, load_spikes
     if args.input:
         spikes = load_spikes(args.input)
         labels = load_spikes(args.labels) if args.labels else None
@@ -62,14 +62,14 @@ def _check_out(out) -> Path | None:
 
 
 def cmd_simulate(args) -> int:
-    from hw.config import HwConfig, check_fits
-    from model_export.format import load_model
-    from mintaccel.commands import shipped_model_path
-    from sim.cycle import FixedGap, simulate
-    from sim.cycle.controller import check_n_pe
-    from sim.cycle.summary import check_labels, figures
-    from sim.energy import DEFAULT, estimate, load_table
-    from sim.reference import check_input
+    from mintaccel.core.hwconfig import HwConfig, check_fits
+    from mintaccel.model_export.format import load_model
+    from mintaccel.core.shipped import shipped_model_path
+    from mintaccel.sim.cycle import FixedGap, simulate
+    from mintaccel.sim.cycle.controller import check_n_pe
+    from mintaccel.sim.cycle.summary import check_labels, figures
+    from mintaccel.sim.energy import DEFAULT, estimate, load_table
+    from mintaccel.sim.reference import check_input
 
     # ---- validate everything before computing or writing anything
     if not (math.isfinite(args.clock) and args.clock > 0):
@@ -104,7 +104,7 @@ def cmd_simulate(args) -> int:
     written = []
     if out is not None:
         title = f"{model_path.name} ({shape}, T = {model.timesteps}), n_pe = {cfg.n_pe}"
-        from sim.cycle import plots
+        from mintaccel.sim.cycle import plots
         images = {"energy.png": plots.energy_png(est, title), "cycles.png": plots.cycles_png(result, args.clock, title),
                   "raster.png": plots.raster_png(result, 0, f"spike raster, sample 0 ({title})")}
         try:

@@ -16,8 +16,8 @@ import cocotb
 
 import contract as C
 from bench_lib import Component, CycleLoop, Mismatches, Port, Stopwatch, job, write_summary
-from sim.model import Leak
-from sim.reference import neuron_step
+from mintaccel.core.model import Leak
+from mintaccel.sim.reference import neuron_step
 
 
 def _signed(v: int, bits: int) -> int:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 
-from mintaccel import report
-from mintaccel.atomic import read_json_object
-from mintaccel.errors import UserError
+from mintaccel.cli import report
+from mintaccel.core.files import read_json_object
+from mintaccel.core.errors import UserError
 
 
 def hardware_config(path: str | None, model, n_pe: int | None):
     """A HwConfig from a JSON file of HwConfig fields, or the smallest build that runs `model`."""
-    from hw.config import HwConfig
+    from mintaccel.core.hwconfig import HwConfig
     if path:
         fields = read_json_object(path, f"hardware config {path}")
         unknown = set(fields) - {f for f in HwConfig.__dataclass_fields__}
@@ -28,8 +28,8 @@ def hardware_config(path: str | None, model, n_pe: int | None):
 
 
 def cmd_generate(args) -> int:
-    from hw.generate import generate
-    from model_export.format import load_model
+    from mintaccel.hw.generate import generate
+    from mintaccel.model_export.format import load_model
     model = load_model(args.model) if args.model else None
     cfg = hardware_config(args.config, model, args.n_pe)
     manifest = generate(args.out, cfg, model, preload=not args.no_preload)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mintaccel.atomic import write_json
+from mintaccel.core.files import write_json
 
 # Pipes and CI logs get a wide fixed width instead of rich's 80 columns, so tables are not truncated.
 console = Console() if Console().is_terminal else Console(width=160)

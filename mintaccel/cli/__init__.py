@@ -7,16 +7,16 @@ import importlib
 import sys
 
 from mintaccel import __version__
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 
 #: Modules with a `register(subparsers)` function, each adding subcommands (one module per subsystem).
 PLUGINS: list[str] = [
-    "mintaccel.cmd_generate",
-    "mintaccel.cmd_nir",
-    "mintaccel.cmd_simulate",
-    "mintaccel.cmd_synth",
-    "mintaccel.cmd_regress",
+    "mintaccel.cli.cmd_generate",
+    "mintaccel.cli.cmd_nir",
+    "mintaccel.cli.cmd_simulate",
+    "mintaccel.cli.cmd_synth",
+    "mintaccel.cli.cmd_regress",
 ]
 
 
@@ -30,8 +30,8 @@ def _json(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mintaccel import commands as c
-    from model_export.datasets import DATASETS
+    from mintaccel.cli import commands as c
+    from mintaccel.model_export.datasets import DATASETS
     ap = _Parser(prog="mintaccel", description="Low-bit SNNs to verified, multiplier-less accelerators.")
     ap.add_argument("--version", action="version", version=f"mintaccel {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -121,5 +121,3 @@ def main(argv=None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mintaccel.errors import UserError
+from mintaccel.core.errors import UserError
 
 WEIGHT_BITS = {"uniform": (2, 3, 4, 8), "binary": (1,), "pot": (2, 3, 4)}
 MEMBRANE_BITS = (2, 3, 4, 8)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mintaccel.errors import UserError
-from sim.model import IntModel, WeightFormat, narrow_max
+from mintaccel.core.errors import UserError
+from mintaccel.core.model import IntModel, WeightFormat, narrow_max
 
 
 def ceil_div(a: int, b: int) -> int:

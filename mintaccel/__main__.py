@@ -1,0 +1,7 @@
+"""`python -m mintaccel` is the `mintaccel` command."""
+
+import sys
+
+from mintaccel.cli import main
+
+sys.exit(main())
