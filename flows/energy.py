@@ -56,23 +56,44 @@ MEMORY_BLOCKS = {"weight_memory": "weights.", "event_memory": "events", "membran
 def load_fpga_table(path) -> dict:
     """FPGA_TABLE with the entries of a JSON file replacing it (keys starting with `_` ignored).
 
-    Per-target entries (`ebr`, `core_voltage`, `static_mw`) are merged: `{"static_mw": {"ecp5-25f": 20}}`
-    sets the ECP5 figure and keeps the iCE40 one.
+    Per-target entries (`ebr`, `core_voltage`, `static_mw`) are merged target by target and, for `ebr`,
+    field by field: `{"static_mw": {"ecp5-25f": 20}}` sets the ECP5 figure and keeps the iCE40 one. Every
+    value is checked here, with sim/energy.py's entry check (a finite number >= 0; `static_mw` may be
+    null: not included), so a bad file fails in one line before synthesis starts.
     """
+    from mintaccel.sim.energy import _check as check_entry
+
     path = Path(path)
-    data = read_json_object(path, f"FPGA energy table {path}")
+    where = f"FPGA energy table {path}"
+    data = read_json_object(path, where)
     table = json.loads(json.dumps(FPGA_TABLE))
     for key, value in data.items():
         if key.startswith("_"):
             continue
         if key not in FPGA_TABLE:
-            raise UserError(f"FPGA energy table {path}: unknown entry '{key}' (known: {', '.join(FPGA_TABLE)})")
-        if isinstance(table[key], dict):
-            if not isinstance(value, dict):
-                raise UserError(f"FPGA energy table {path}: '{key}' must be an object like {json.dumps(FPGA_TABLE[key])}")
-            table[key].update(value)  # per-target entries: override only the targets given
-        else:
-            table[key] = value
+            raise UserError(f"{where}: unknown entry '{key}' (known: {', '.join(FPGA_TABLE)})")
+        default = FPGA_TABLE[key]
+        if not isinstance(default, dict):
+            table[key] = check_entry(where, key, value)
+            continue
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: '{key}' must be an object of target -> value like {json.dumps(default)}")
+        for target, v in value.items():
+            name = f"{key}.{target}"
+            if target not in default:
+                raise UserError(f"{where}: '{key}' has unknown target '{target}' (known: {', '.join(default)})")
+            if isinstance(default[target], dict):
+                if not isinstance(v, dict):
+                    raise UserError(f"{where}: '{name}' must be an object like {json.dumps(default[target])}")
+                for field, fv in v.items():
+                    if field not in default[target]:
+                        raise UserError(f"{where}: '{name}' has unknown field '{field}' "
+                                        f"(known: {', '.join(default[target])})")
+                    table[key][target][field] = check_entry(where, f"{name}.{field}", fv)
+            elif key == "static_mw" and v is None:
+                table[key][target] = None  # no figure: static energy left out
+            else:
+                table[key][target] = check_entry(where, name, v)
     return table
 
 
@@ -127,7 +148,7 @@ def fpga_energy(result, target: Target, memories: list[dict], ffs: int, fmax_mhz
             blocks[name] = {"pj": pj, "events": events}
             total_dynamic += pj
     cycles = float(result.cycles.mean())
-    clock_pj = cycles * ffs * soft_bit * int(t["ff_clock_bits"])
+    clock_pj = cycles * ffs * soft_bit * float(t["ff_clock_bits"])
     blocks["clock and registers"] = {"pj": clock_pj, "events": {"cycles": {
         "count": cycles, "pj_each": ffs * soft_bit, "pj": clock_pj, "where": f"{ffs} flip-flops"}}}
     total_dynamic += clock_pj

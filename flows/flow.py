@@ -15,15 +15,20 @@ Stages (each one tool process, each a progress step):
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
+from mintaccel.core.files import MARKER, check_output_folder
 from mintaccel.flows import energy as fenergy
-from mintaccel.flows import nextpnr, yosys
+from mintaccel.flows import fit, nextpnr, yosys
 from mintaccel.flows.harness import HARNESS_TOP, SynthHarness
+from mintaccel.flows.report import config_of
 from mintaccel.flows.targets import Target
-from mintaccel.flows.tools import tool_version
+from mintaccel.flows.tools import ToolError, tool_version
 
 TOP = "mintaccel_top"
 
@@ -86,14 +91,60 @@ def _yosys(out_dir: Path, stage: str, script: str, warnings: list[str]) -> None:
         warnings.append(f"yosys {stage}: {w} (see {out_dir / f'{stage}.log'})")
 
 
+@contextlib.contextmanager
+def build_folder(path: Path):
+    """`path` as an empty folder for one build, which either finishes or leaves the previous one.
+
+    Unlike core.files.atomic_folder the build runs in `path` itself, so the tools' log paths in messages
+    and reports are the final ones. A previous build there (a folder holding `MARKER`) is moved aside
+    and deleted when the build finishes; on Ctrl-C or any failure the half-made folder is removed and
+    the previous build comes back, except on a tool failure, whose logs stay for the user to read.
+    """
+    path = Path(path)
+    check_output_folder(path, "build folder")
+    parent = path.parent
+    old = None
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
+        os.replace(path, old / path.name)
+    try:
+        path.mkdir(parents=True)
+        (path / MARKER).write_text("a mintaccel build folder: the next build replaces it whole\n")
+        yield path
+    except ToolError:
+        raise
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        if old is not None:
+            os.replace(old / path.name, path)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def run_flow(cfg, model, target: Target, out_dir: Path, *, breakdown: bool = True, pnr: bool = True,
              spikes=None, labels=None, freq_mhz: float | None = None, energy_table: dict | None = None,
              advance=None, model_path: str | None = None) -> dict:
-    """Run every stage for build `cfg` (initialised from `model` if given) on `target`; returns the report."""
+    """Run every stage for build `cfg` (initialised from `model` if given) on `target`; returns the report.
+
+    Refuses (UserError) a build whose memories do not fit the device before any tool runs, and builds in
+    `build_folder(out_dir)`."""
+    estimate = fit.check_device(cfg, target)
+    with build_folder(out_dir) as out:
+        report = _run_flow(cfg, model, target, out, breakdown, pnr, spikes, labels, freq_mhz, energy_table,
+                           advance, model_path)
+    report["fit"] = estimate.as_dict()
+    if estimate.bram != report["synthesis"]["bram"]:
+        report["warnings"].append(f"flows/fit.py predicted {estimate.bram} block RAMs, synthesis used "
+                                  f"{report['synthesis']['bram']}: its model of Yosys's memory mapping is out of date")
+    return report
+
+
+def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_mhz, energy_table, advance,
+              model_path) -> dict:
     from mintaccel.hw.top import Accelerator
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     st = Stages(advance)
     warnings: list[str] = []
     simulate = spikes is not None and model is not None
@@ -175,8 +226,7 @@ def assemble(target, cfg, model_path, generic, synthesis, memories, modules, pnr
         tus = [v for k, v in modules.items() if k.startswith("threshold")]
         if tus:
             per_tu = round(sum(v["luts"] for v in tus) / len(tus), 2)
-    config = asdict(cfg)
-    config["accumulator_bits"] = cfg.accumulator_bits
+    config = config_of(cfg)
     return {
         "target": target.name,
         "device": target.device,

@@ -1,12 +1,21 @@
-"""The synthesis report: readable tables from the flow's JSON, and the comparison with flows/baselines.json."""
+"""The synthesis report: readable tables from the flow's JSON, and the comparison with a baselines file.
+
+The committed baselines (`flows/baselines.json`) ship as package data of `mintaccel.flows` and are read
+with importlib.resources, so a wheel install compares with the same figures as a checkout.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import re
+from importlib import resources
 from pathlib import Path
 
-BASELINES = Path(__file__).with_name("baselines.json")
+from mintaccel.core.errors import UserError
+from mintaccel.core.files import read_json_object
+
+#: The package-data file holding the committed baselines (its name inside `mintaccel.flows`).
+BASELINES_NAME = "baselines.json"
 
 #: Default tolerances: how far a metric may move the wrong way before the baseline check fails.
 DEFAULT_TOLERANCES = {
@@ -56,7 +65,8 @@ def summary_rows(report: dict, target) -> list[tuple[str, str]]:
         ("LUTs", f"{_pct(s['luts'], target.luts_available)} ({'/'.join(target.lut_cells)})"),
         ("flip-flops", f"{s['ffs']:,}"),
         ("carry cells", f"{s['carry']:,} ({'/'.join(target.carry_cells)})"),
-        ("block RAM", f"{_pct(s['bram'], target.bram_available)} ({target.bram_cells[0]})"),
+        ("block RAM", f"{_pct(s['bram'], target.bram_available)} ({target.bram_cells[0]})"
+                      + (f"; {report['fit']['bram']} predicted before synthesis" if report.get("fit") else "")),
     ]
     if target.spram_cells:
         rows.append(("SPRAM", f"{s['spram']} ({target.spram_cells[0]})"))
@@ -140,39 +150,55 @@ def _index_range(names: list[str]) -> str:
     return f"{idx[0]}..{idx[-1]}" if idx == list(range(idx[0], idx[-1] + 1)) else ",".join(map(str, idx))
 
 
-def print_report(report: dict, target, console=None) -> None:
-    from rich.table import Table
-
-    from mintaccel.cli import report as ui
-    console = console or ui.console
-    ui.table(f"mintaccel synth: {report['target']}", summary_rows(report, target))
-    t = Table(title="memories: where synthesis put them", title_justify="left")
-    for col in ("memory", "depth x width", "read", "mapped to", "primitives", "modes"):
-        t.add_column(col)
-    for row in memory_rows(report):
-        t.add_row(*(str(v) for v in row))
-    console.print(t)
-    if report.get("modules"):
-        t = Table(title="per module (synthesized without flattening: no cross-boundary optimisation)",
-                  title_justify="left")
-        for col in ("module", "LUTs", "FFs", "carry", "BRAM", "LUT RAM", "DSP"):
-            t.add_column(col, justify="left" if col == "module" else "right")
-        for row in module_rows(report):
-            t.add_row(*(str(v) for v in row))
-        console.print(t)
-
-
 # ---------------------------------------------------------------- baselines
 
-def load_baselines(path: Path | None = None) -> dict:
-    path = Path(path or BASELINES)
-    if not path.is_file():
-        return {}
-    return json.loads(path.read_text())
+def packaged_baselines():
+    """The committed baselines as an importlib.resources Traversable (a real file in a checkout or wheel)."""
+    return resources.files("mintaccel.flows").joinpath(BASELINES_NAME)
+
+
+def load_baselines(path: str | Path | None = None) -> dict:
+    """target -> baseline entry, from `path` or the packaged file; UserError in one line if malformed.
+
+    A missing packaged file (a broken install) reads as no baselines; a missing `path` is an error."""
+    if path is None:
+        packaged = packaged_baselines()
+        if not packaged.is_file():
+            return {}
+        with resources.as_file(packaged) as f:
+            return _checked(read_json_object(f, f"baselines {BASELINES_NAME} (package data)"), BASELINES_NAME)
+    return _checked(read_json_object(path, f"baselines {path}"), path)
+
+
+def _checked(data: dict, where) -> dict:
+    for target, entry in data.items():
+        if not (isinstance(entry, dict) and isinstance(entry.get("config"), dict)
+                and isinstance(entry.get("metrics"), dict)):
+            raise UserError(f"baselines {where}: entry '{target}' must be an object with 'config' and 'metrics'")
+    return data
+
+
+def config_of(cfg) -> dict:
+    """The `config` a report (and a baseline) records for HwConfig `cfg`."""
+    config = dataclasses.asdict(cfg)
+    config["accumulator_bits"] = cfg.accumulator_bits
+    return config
 
 
 def baseline_config(report: dict) -> dict:
-    return {k: v for k, v in report["config"].items()}
+    return dict(report["config"])
+
+
+def baseline_mismatch(baselines: dict, target: str, cfg) -> str | None:
+    """Why a build `cfg` on `target` has nothing to compare with in `baselines` (None: it has a baseline)."""
+    base = baselines.get(target)
+    if not base:
+        return f"no baseline for {target}"
+    differ = [f"{k} {v} (baseline {base['config'].get(k)})" for k, v in config_of(cfg).items()
+              if base["config"].get(k) != v]
+    if differ:
+        return f"the {target} baseline is for another build: {', '.join(differ)}"
+    return None
 
 
 def compare_baseline(report: dict, baselines: dict | None = None) -> dict:

@@ -16,9 +16,13 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
+from mintaccel.core.encodings import MEMBRANE_BITS
 from mintaccel.core.errors import UserError
+from mintaccel.core.files import MARKER
+from mintaccel.core.model import WEIGHT_BITS
 
-SCHEME_BITS = {"uniform": (2, 3, 4, 8), "pot": (2, 3, 4), "binary": (1,)}
+#: Storage bits per weight scheme (the one table: core.encodings.WEIGHT_BITS, keyed by name).
+SCHEME_BITS = WEIGHT_BITS
 
 COLUMNS = ("label", "n_pe", "scheme", "weight_bits", "membrane_bits", "accuracy", "luts", "ffs", "carry", "bram",
            "dsp", "multipliers", "fmax_mhz", "cycles", "latency_us", "energy_nj", "energy_per_sop_pj",
@@ -48,6 +52,9 @@ def grid(n_pes, schemes, weight_bits, membrane_bits) -> tuple[list[Point], list[
     for scheme in schemes:
         if scheme not in SCHEME_BITS:
             raise UserError(f"unknown weight scheme {scheme!r}: choose from {', '.join(SCHEME_BITS)}")
+    for mb in membrane_bits:
+        if mb not in MEMBRANE_BITS:
+            raise UserError(f"--membrane-bits {mb}: membranes are {', '.join(map(str, MEMBRANE_BITS))} bits")
     for scheme, wb, mb, n in itertools.product(schemes, weight_bits, membrane_bits, n_pes):
         bits = 1 if scheme == "binary" else wb
         if bits not in SCHEME_BITS[scheme]:
@@ -61,6 +68,15 @@ def grid(n_pes, schemes, weight_bits, membrane_bits) -> tuple[list[Point], list[
     if not points:
         raise UserError("the sweep grid is empty: " + "; ".join(skipped))
     return points, skipped
+
+
+def output_folder(path) -> Path:
+    """The sweep's folder, made (with the marker of a mintaccel output) when the work starts. Unlike a
+    build folder it is not replaced: a rerun reuses its trained models."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("a mintaccel sweep folder: a rerun reuses models/ and rebuilds every point\n")
+    return out
 
 
 def train_model(point: Point, cache: Path, epochs: int, hidden: int, seed: int, progress=None):

@@ -1,10 +1,39 @@
-"""The FPGA targets: how to synthesize, place and route for each, and which cells count as what."""
+"""The FPGA targets: how to synthesize, place and route for each, which cells count as what, and the RAM
+primitives Yosys's `memory_libmap` may map a memory to (the fit check of flows/fit.py prices them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from mintaccel.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class RamType:
+    """One RAM primitive (one option variant) of a Yosys memory library file, as `memory_libmap` sees it
+    for a memory with one write port and non-transparent read ports (every memory of the accelerator)."""
+
+    name: str
+    """The library's cell (`$__ICE40_RAM4K_`), as the libmap log names it."""
+    cell: str
+    """The primitive it becomes after techmap (counted in `stat`)."""
+    kind: str
+    """`block` or `distributed` (libmap keeps the cheapest candidate of each kind)."""
+    abits: int
+    """Address bits of the narrowest mode: depth of mode i is 2^(abits - i)."""
+    widths: tuple[int, ...]
+    """Data widths of its modes, bits."""
+    byte: int
+    """Write-enable granularity, bits (0: the whole word)."""
+    cost: int
+    """The library's cost of one primitive."""
+    write_modes: tuple[int, int]
+    """First and last index into `widths` the write port supports."""
+    read_modes: tuple[int, int]
+    """First and last index into `widths` a read port supports."""
+    async_read: bool
+    """True: asynchronous read ports (a synchronous read gets a soft output register); False: synchronous
+    reads only, and a memory with an asynchronous read port cannot use it."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +60,15 @@ class Target:
     pnr_resources: tuple[tuple[str, str], ...]
     """(label, nextpnr utilisation key) pairs reported as percentages."""
     luts_available: int
+    """LUT4s of the device."""
     bram_available: int
+    """Block RAM primitives of the device."""
+    spram_available: int
+    """Single-port 256-kbit RAMs of the device (iCE40 UltraPlus only)."""
+    dsp_available: int
+    """DSP multipliers of the device (the accelerator must use none)."""
+    rams: tuple[RamType, ...]
+    """The RAM primitives `synth` lets memory_libmap use, in the order of its `-lib` files."""
 
 
 ICE40_UP5K = Target(
@@ -44,7 +81,10 @@ ICE40_UP5K = Target(
     pnr_resources=(("logic cells", "ICESTORM_LC"), ("block RAM", "ICESTORM_RAM"),
                    ("SPRAM", "ICESTORM_SPRAM"), ("DSP", "ICESTORM_DSP"), ("I/O", "SB_IO"),
                    ("global buffers", "SB_GB")),
-    luts_available=5280, bram_available=30,
+    luts_available=5280, bram_available=30, spram_available=4, dsp_available=8,
+    # share/ice40/brams.txt; spram.txt's SPRAM is a "huge" RAM, never used unless synth_ice40 gets -spram
+    rams=tuple(RamType("$__ICE40_RAM4K_", "SB_RAM40_4K", "block", 11, (2, 4, 8, 16), byte, 64, write, (0, 3), False)
+               for byte, write in ((0, (0, 2)), (1, (3, 3)))),  # option HAS_BE 0 / 1
 )
 
 ECP5_25F = Target(
@@ -57,7 +97,11 @@ ECP5_25F = Target(
     pnr_resources=(("LUT4 + carry halves (TRELLIS_COMB)", "TRELLIS_COMB"), ("flip-flops", "TRELLIS_FF"),
                    ("block RAM", "DP16KD"), ("LUT RAM write ports", "TRELLIS_RAMW"),
                    ("DSP multipliers", "MULT18X18D"), ("DSP ALUs", "ALU54B"), ("I/O", "TRELLIS_IO")),
-    luts_available=24288, bram_available=56,
+    luts_available=24288, bram_available=56, spram_available=0, dsp_available=28,
+    # share/lattice/lutrams_trellis.txt, then brams_16kd.txt (their RESETMODE options cost the same)
+    rams=(RamType("$__TRELLIS_DPR16X4_", "TRELLIS_DPR16X4", "distributed", 4, (4,), 0, 4, (0, 0), (0, 0), True),
+          RamType("$__DP16KD_", "DP16KD", "block", 14, (1, 2, 4, 9, 18), 9, 128, (0, 4), (0, 4), False),
+          RamType("$__PDPW16KD_", "PDPW16KD", "block", 14, (1, 2, 4, 9, 18, 36), 9, 128, (5, 5), (0, 5), False)),
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in (ICE40_UP5K, ECP5_25F)}

@@ -66,16 +66,22 @@ def generic_script(rtlil_name: str, top: str) -> str:
 
 
 def synth_script(target: Target, rtlil_name: str, top: str, stat_name: str, netlist: str | None = None,
-                 flatten: bool = True) -> str:
+                 flatten: bool = True, until: str | None = None) -> str:
     """The target's synthesis; unflattened runs are split at `map_luts` around `opt_clean -purge`.
 
     The split works around an ABC9 abort of Yosys 0.70 on unflattened modules; it is not used for
     flattened runs, where it made ABC9 resolve driver conflicts to constants in the P&R harness.
+    `until` stops a flattened run before that label (`map_ffram`: memories mapped, about a second).
     """
     cmd = f"{target.synth} -top {top}" + ("" if flatten else " -noflatten")
     tail = f" -json {netlist}" if netlist else ""
-    steps = [f"{cmd}{tail}"] if flatten else [f"{cmd} -run begin:map_luts", "opt_clean -purge",
-                                               f"{cmd} -run map_luts:{tail}"]
+    if until:
+        steps = [f"{cmd} -run begin:{until}"] + ([f"select {top}", f"write_json -selected {netlist}", "select -clear"]
+                                                  if netlist else [])
+    elif flatten:
+        steps = [f"{cmd}{tail}"]
+    else:
+        steps = [f"{cmd} -run begin:map_luts", "opt_clean -purge", f"{cmd} -run map_luts:{tail}"]
     return "\n".join(_read(rtlil_name, top) + steps + [f"tee -q -o {stat_name} stat -json"]) + "\n"
 
 

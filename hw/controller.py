@@ -2,7 +2,7 @@
 
 Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
 weight address -> N_PE weights -> accumulate, a two-stage pipeline), FIRE (the threshold units take
-H = u + acc). The threshold pipeline writes a group back ThresholdUnit.LATENCY cycles after its FIRE,
+H = u + acc). The threshold pipeline writes a group back THRESHOLD_LATENCY cycles after its FIRE,
 overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's cycle count
 is the one the doc states; `cycles` and `stall_cycles` count them.
 """
@@ -13,15 +13,14 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.encodings import address_bits
+from mintaccel.core.hwconfig import THRESHOLD_LATENCY, HwConfig
 from mintaccel.hw.registers import layer_layout
-from mintaccel.hw.threshold_unit import ThresholdUnit
 
 
 class Controller(wiring.Component):
     def __init__(self, cfg: HwConfig):
         self.cfg = cfg
-        abits = lambda depth: max(1, (depth - 1).bit_length())  # noqa: E731
         count_bits = cfg.max_inputs.bit_length()
         super().__init__({
             "start": In(1),
@@ -46,14 +45,14 @@ class Controller(wiring.Component):
             "ev_ren": Out(1),
             "ev_rdata": In(cfg.index_bits),
             # weight memory read (sync)
-            "w_raddr": Out(abits(cfg.weight_depth)),
+            "w_raddr": Out(address_bits(cfg.weight_depth)),
             "w_ren": Out(1),
             # membrane and bias memories: read at START; written back by the threshold pipeline
-            "m_addr": Out(abits(cfg.membrane_depth)),
+            "m_addr": Out(address_bits(cfg.membrane_depth)),
             "m_ren": Out(1),
             # write-back of a group, LATENCY cycles after its FIRE: membrane word, spike word, probe
             "wb_valid": Out(1),
-            "wb_addr": Out(abits(cfg.membrane_depth)),
+            "wb_addr": Out(address_bits(cfg.membrane_depth)),
             "wb_group": Out(range(cfg.spike_words)),
             "wb_step": Out(range(cfg.max_timesteps)),
             "wb_layer": Out(range(cfg.max_layers)),
@@ -97,11 +96,11 @@ class Controller(wiring.Component):
         sidecar = [(self.fire, self.wb_valid), (self.m_addr, self.wb_addr), (self.group, self.wb_group),
                    (self.step, self.wb_step), (self.layer, self.wb_layer)]
         for src, dst in sidecar:
-            chain = [src] + [Signal.like(dst, name=f"{dst.name}_d{i}") for i in range(1, ThresholdUnit.LATENCY)]
+            chain = [src] + [Signal.like(dst, name=f"{dst.name}_d{i}") for i in range(1, THRESHOLD_LATENCY)]
             for a, b in zip(chain, chain[1:]):
                 m.d.sync += b.eq(a)
             m.d.sync += dst.eq(chain[-1])
-        drain = Signal(range(ThresholdUnit.LATENCY + 1))
+        drain = Signal(range(THRESHOLD_LATENCY + 1))
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
@@ -149,7 +148,7 @@ class Controller(wiring.Component):
                 with m.If(~last_group):
                     m.next = "START"
                 with m.Else():
-                    m.d.sync += drain.eq(ThresholdUnit.LATENCY)
+                    m.d.sync += drain.eq(THRESHOLD_LATENCY)
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 # the layer's last write-back happens in the last DRAIN cycle

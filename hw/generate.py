@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import Shape
 
+from mintaccel.core.encodings import LoadSpace
+from mintaccel.core.files import atomic_folder, check_output_folder
 from mintaccel.core.hwconfig import HwConfig, check_fits, layout
 from mintaccel.hw.host_interface import load_layout
 from mintaccel.hw.images import bias_words, load_sequence, weight_banks
@@ -41,10 +40,10 @@ def memory_map(cfg: HwConfig) -> dict:
         "load_payload_bits": Shape.cast(load_layout(cfg)).width,
         "memories": {
             "weight_banks": {"banks": cfg.n_pe, "depth": cfg.weight_depth, "width": cfg.weight_bits,
-                             "load_space": 1},
+                             "load_space": LoadSpace.weights.value},
             "membranes": {"depth": cfg.membrane_depth, "width": cfg.n_pe * cfg.membrane_bits},
-            "biases": {"depth": cfg.membrane_depth, "width": cfg.n_pe * cfg.bias_bits, "load_space": 2}
-            if cfg.bias_bits else None,
+            "biases": {"depth": cfg.membrane_depth, "width": cfg.n_pe * cfg.bias_bits,
+                       "load_space": LoadSpace.biases.value} if cfg.bias_bits else None,
             "events": {"depth": cfg.max_inputs, "width": cfg.index_bits},
             "spike_buffer": {"depth": cfg.spike_words, "width": cfg.n_pe},
         },
@@ -65,17 +64,27 @@ def expected_resources(cfg: HwConfig) -> dict:
     }
 
 
-def generate(out: str | Path, cfg: HwConfig, model: IntModel | None = None, preload: bool = True) -> dict:
-    """Write `mintaccel_top.v`, memory images and `manifest.json` into `out`, all or nothing."""
+#: What the manifest says about the Verilog (docs/microarchitecture.md, "Generated Verilog").
+VERILOG_NOTE = {
+    False: "plain Verilog-2005: no SystemVerilog assertions (read_verilog without -sv, iverilog -g2005, "
+           "Verilator, vendor tools); the RTL's assertions are checked in the cocotb and formal builds",
+    True: "with the RTL's immediate assertions (SystemVerilog `assert`): for simulation, needs -sv in Yosys",
+}
+
+
+def generate(out: str | Path, cfg: HwConfig, model: IntModel | None = None, preload: bool = True,
+             assertions: bool = False) -> dict:
+    """Write `mintaccel_top.v`, memory images and `manifest.json` into `out`, all or nothing.
+
+    `assertions` keeps the RTL's `Assert`s in the Verilog (SystemVerilog `assert`); the default writes
+    plain Verilog that every synthesis and simulation tool reads."""
     out = Path(out)
     if model is not None:
         check_fits(model, cfg)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise UserError(f"{out} exists and is not a folder written by mintaccel generate; choose another --out")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {parent} does not exist")
-    dut = Accelerator(cfg, model if preload else None)
+    check_output_folder(out)  # before the conversion's seconds
+    dut = Accelerator(cfg, model if preload else None, assertions=assertions)
     text = verilog.convert(dut, name=TOP_NAME)
     files = {f"{TOP_NAME}.v": text}
     if model is not None:
@@ -89,6 +98,8 @@ def generate(out: str | Path, cfg: HwConfig, model: IntModel | None = None, prel
     manifest = {
         "top": TOP_NAME,
         "preloaded": bool(model is not None and preload),
+        "assertions": assertions,
+        "verilog": VERILOG_NOTE[assertions],
         "config": dataclasses.asdict(cfg) | {"accumulator_bits": cfg.accumulator_bits},
         "ports": ports(dut),
         "memory_map": memory_map(cfg),
@@ -104,15 +115,7 @@ def generate(out: str | Path, cfg: HwConfig, model: IntModel | None = None, prel
             "weight_words": lay.weight_words, "membrane_words": lay.groups,
         }
     files[MANIFEST] = json.dumps(manifest, indent=1) + "\n"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    try:
+    with atomic_folder(out) as tmp:  # a previous output is swapped out, then deleted
         for name, content in files.items():
             (tmp / name).write_text(content)
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest

@@ -10,15 +10,14 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from mintaccel.core.encodings import LoadSpace, address_bits
 from mintaccel.core.hwconfig import HwConfig
 from mintaccel.hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_layout
-
-SPACE_REGS, SPACE_WEIGHTS, SPACE_BIAS = 0, 1, 2
 
 
 def load_layout(cfg: HwConfig) -> data.StructLayout:
     width = max(32, cfg.n_pe * cfg.weight_bits, cfg.n_pe * cfg.bias_bits)
-    return data.StructLayout({"space": 2, "addr": 16, "data": width})
+    return data.StructLayout({"space": LoadSpace, "addr": 16, "data": width})
 
 
 class HostInterface(wiring.Component):
@@ -30,17 +29,16 @@ class HostInterface(wiring.Component):
             raise ValueError(f"{len(layers)} layers > max_layers {cfg.max_layers}")
         regs = data.ArrayLayout(layer_layout(cfg), cfg.max_layers)
         init = layers + [{}] * (cfg.max_layers - len(layers))
-        abits = lambda depth: max(1, (depth - 1).bit_length())  # noqa: E731
         super().__init__({
             "load": In(stream.Signature(load_layout(cfg))),
             "busy": In(1),
             "layers": Out(regs, init=init),
             "n_layers": Out(range(cfg.max_layers + 1), init=n_layers),
             "timesteps": Out(range(cfg.max_timesteps + 1), init=timesteps),
-            "w_waddr": Out(abits(cfg.weight_depth)),
+            "w_waddr": Out(address_bits(cfg.weight_depth)),
             "w_wdata": Out(cfg.n_pe * cfg.weight_bits),
             "w_wen": Out(1),
-            "b_waddr": Out(abits(cfg.membrane_depth)),
+            "b_waddr": Out(address_bits(cfg.membrane_depth)),
             "b_wdata": Out(max(1, cfg.n_pe * cfg.bias_bits)),
             "b_wen": Out(1),
         })
@@ -51,11 +49,11 @@ class HostInterface(wiring.Component):
         accept = self.load.valid & ~self.busy
         m.d.comb += [
             self.load.ready.eq(~self.busy),
-            self.w_waddr.eq(p.addr), self.w_wdata.eq(p.data), self.w_wen.eq(accept & (p.space == SPACE_WEIGHTS)),
+            self.w_waddr.eq(p.addr), self.w_wdata.eq(p.data), self.w_wen.eq(accept & (p.space == LoadSpace.weights)),
             self.b_waddr.eq(p.addr), self.b_wdata.eq(p.data),
-            self.b_wen.eq(accept & (p.space == SPACE_BIAS) & (self.cfg.bias_bits > 0)),
+            self.b_wen.eq(accept & (p.space == LoadSpace.biases) & (self.cfg.bias_bits > 0)),
         ]
-        with m.If(accept & (p.space == SPACE_REGS)):
+        with m.If(accept & (p.space == LoadSpace.registers)):
             with m.Switch(p.addr):
                 with m.Case(GLOBAL_N_LAYERS):
                     m.d.sync += self.n_layers.eq(p.data)

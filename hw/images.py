@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mintaccel.core.encodings import LoadSpace, pot_magnitudes
 from mintaccel.core.hwconfig import HwConfig, layout
 from mintaccel.hw.registers import register_writes
 from mintaccel.core.model import IntModel, WeightFormat
@@ -18,10 +19,8 @@ def weight_code(values: np.ndarray, fmt: WeightFormat) -> np.ndarray:
         return v & ((1 << b) - 1)
     if fmt.scheme == "binary":
         return (v > 0).astype(np.int64)
-    mag = np.abs(v)
-    code = np.zeros_like(v)
-    nz = mag > 0
-    code[nz] = np.log2(mag[nz]).astype(np.int64) + 1
+    # pot_magnitudes is ascending and indexed by the magnitude code: the code of |v| is its position
+    code = np.searchsorted(pot_magnitudes(b), np.abs(v)).astype(np.int64)
     return code | ((v < 0).astype(np.int64) << (b - 1))
 
 
@@ -82,12 +81,12 @@ def spike_words(spikes: np.ndarray, n_pe: int) -> list[int]:
 
 def load_sequence(model: IntModel, cfg: HwConfig) -> list[tuple[int, int, int]]:
     """(space, addr, data) writes that load `model` through the host interface at run time."""
-    seq = [(0, a, v) for a, v in register_writes(model, cfg)]
+    seq = [(LoadSpace.registers.value, a, v) for a, v in register_writes(model, cfg)]
     banks = weight_banks(model, cfg)
     wb = cfg.weight_bits
     for addr in range(layout(model, cfg.n_pe).weight_words):
-        seq.append((1, addr, sum(int(banks[i, addr]) << (i * wb) for i in range(cfg.n_pe))))
+        seq.append((LoadSpace.weights.value, addr, sum(int(banks[i, addr]) << (i * wb) for i in range(cfg.n_pe))))
     if cfg.bias_bits:
         for addr, word in enumerate(bias_words(model, cfg)):
-            seq.append((2, addr, word))
+            seq.append((LoadSpace.biases.value, addr, word))
     return seq

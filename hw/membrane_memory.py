@@ -9,6 +9,8 @@ from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from mintaccel.core.encodings import address_bits
+
 
 class MembraneMemory(wiring.Component):
     def __init__(self, n_pe: int, lane_bits: int, depth: int, init=None):
@@ -18,7 +20,7 @@ class MembraneMemory(wiring.Component):
             raise ValueError(f"init has {len(init)} words, depth is {depth}")
         self.width, self.depth = n_pe * lane_bits, depth
         self._init = list(init) if init is not None else []
-        abits = max(1, (depth - 1).bit_length())
+        abits = address_bits(depth)
         super().__init__({
             "raddr": In(abits), "ren": In(1), "rdata": Out(self.width),
             "waddr": In(abits), "wdata": In(self.width), "wen": In(1),

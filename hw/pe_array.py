@@ -6,6 +6,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from mintaccel.core.encodings import WeightScheme
 from mintaccel.hw.processing_element import ProcessingElement
 
 
@@ -18,7 +19,7 @@ class PEArray(wiring.Component):
             "codes": In(n_pe * weight_bits),
             "biases": In(max(1, n_pe * bias_bits)),
             "bias_enable": In(1),
-            "scheme": In(2),
+            "scheme": In(WeightScheme),
             "bits": In(4),
             "load": In(1),
             "enable": In(1),

@@ -6,9 +6,8 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from mintaccel.core.encodings import WEIGHT_BITS, WeightScheme, pot_magnitudes
 from mintaccel.core.hwconfig import weight_max_for_bits
-
-UNIFORM, BINARY, POT = 0, 1, 2
 
 
 def decoded_shape(weight_bits: int):
@@ -19,7 +18,7 @@ class ProcessingElement(wiring.Component):
     """acc <- init on `load`; acc <- acc + w(code) on `enable` (add, subtract or skip a zero).
 
     Weight codes (docs/microarchitecture.md): uniform b-bit two's complement; binary 0/1 = -1/+1;
-    pot sign bit b-1 and magnitude code m (0 = zero, else 2^(m-1)) decoded by a constant table.
+    pot sign bit b-1 and magnitude code m decoded by a constant table (core.encodings.pot_magnitudes).
     """
 
     def __init__(self, weight_bits: int, acc_bits: int):
@@ -31,7 +30,7 @@ class ProcessingElement(wiring.Component):
         self.acc_bits = acc_bits
         super().__init__({
             "code": In(weight_bits),
-            "scheme": In(2),
+            "scheme": In(WeightScheme),
             "bits": In(4),
             "load": In(1),
             "init": In(signed(acc_bits)),
@@ -44,17 +43,17 @@ class ProcessingElement(wiring.Component):
         m = Module()
         wb = self.weight_bits
         with m.Switch(self.scheme):
-            with m.Case(UNIFORM):
+            with m.Case(WeightScheme.uniform):
                 with m.Switch(self.bits):
-                    for b in (2, 3, 4, 8):
+                    for b in WEIGHT_BITS[WeightScheme.uniform]:
                         if b <= wb:
                             with m.Case(b):
                                 m.d.comb += self.weight.eq(self.code[:b].as_signed())
-            with m.Case(BINARY):
+            with m.Case(WeightScheme.binary):
                 m.d.comb += self.weight.eq(Mux(self.code[0], 1, -1))
-            with m.Case(POT):
+            with m.Case(WeightScheme.pot):
                 with m.Switch(self.bits):
-                    for b in (2, 3, 4):
+                    for b in WEIGHT_BITS[WeightScheme.pot]:
                         if b <= wb:
                             with m.Case(b):
                                 self._pot(m, b)
@@ -67,6 +66,7 @@ class ProcessingElement(wiring.Component):
     def _pot(self, m, b):
         sign, mag = self.code[b - 1], self.code[:b - 1]
         with m.Switch(mag):
-            for c in range(1, 1 << (b - 1)):
-                with m.Case(c):
-                    m.d.comb += self.weight.eq(Mux(sign, -(1 << (c - 1)), 1 << (c - 1)))
+            for c, magnitude in enumerate(pot_magnitudes(b)):
+                if c:  # code 0 is the zero weight: `weight` stays 0
+                    with m.Case(c):
+                        m.d.comb += self.weight.eq(Mux(sign, -magnitude, magnitude))

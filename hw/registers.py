@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from amaranth.lib import data
 
+from mintaccel.core.encodings import LeakKind, ResetMode, WeightScheme, address_bits
 from mintaccel.core.hwconfig import HwConfig, layout
 from mintaccel.core.model import IntModel
 
-SCHEMES = {"uniform": 0, "binary": 1, "pot": 2}
-LEAKS = {"none": 0, "shift": 1, "decay": 2}
 #: Register-map field order (field f of layer l is at address 16 + 16*l + f).
 FIELDS = ("n_in", "n_out", "weight_base", "membrane_base", "threshold", "reset", "leak_kind", "leak_k",
           "weight_scheme", "weight_bits", "membrane_max", "bias_enable")
@@ -19,13 +18,13 @@ def layer_layout(cfg: HwConfig) -> data.StructLayout:
     return data.StructLayout({
         "n_in": (cfg.max_inputs).bit_length(),
         "n_out": (cfg.max_neurons).bit_length(),
-        "weight_base": max(1, (cfg.weight_depth - 1).bit_length()),
-        "membrane_base": max(1, (cfg.membrane_depth - 1).bit_length()),
+        "weight_base": address_bits(cfg.weight_depth),
+        "membrane_base": address_bits(cfg.membrane_depth),
         "threshold": cfg.accumulator_bits - 1,
-        "reset": 1,
-        "leak_kind": 2,
+        "reset": ResetMode,
+        "leak_kind": LeakKind,
         "leak_k": 4,
-        "weight_scheme": 2,
+        "weight_scheme": WeightScheme,
         "weight_bits": 4,
         "membrane_max": cfg.membrane_bits - 1,
         "bias_enable": 1,
@@ -40,9 +39,9 @@ def layer_values(model: IntModel, cfg: HwConfig) -> list[dict]:
         out.append({
             "n_in": layer.n_in, "n_out": layer.n_out,
             "weight_base": place.weight_base, "membrane_base": place.membrane_base,
-            "threshold": layer.threshold, "reset": int(layer.reset == "soft"),
-            "leak_kind": LEAKS[layer.leak.kind], "leak_k": layer.leak.k,
-            "weight_scheme": SCHEMES[layer.weight_format.scheme], "weight_bits": layer.weight_format.bits,
+            "threshold": layer.threshold, "reset": ResetMode[layer.reset].value,
+            "leak_kind": LeakKind[layer.leak.kind].value, "leak_k": layer.leak.k,
+            "weight_scheme": layer.weight_format.code.value, "weight_bits": layer.weight_format.bits,
             "membrane_max": layer.membrane_max, "bias_enable": int(layer.bias is not None),
         })
     return out

@@ -10,13 +10,15 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from mintaccel.core.encodings import address_bits
+
 
 class SpikeEncoder(wiring.Component):
     def __init__(self, n_pe: int, max_inputs: int):
         if n_pe < 1 or max_inputs < 2:
             raise ValueError("n_pe must be >= 1 and max_inputs >= 2")
         self.n_pe = n_pe
-        self.index_bits = (max_inputs - 1).bit_length()
+        self.index_bits = address_bits(max_inputs)
         count_bits = max_inputs.bit_length()
         super().__init__({
             "start": In(1),

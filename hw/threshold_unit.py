@@ -19,27 +19,31 @@ from amaranth.hdl import Assert, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-LEAK_NONE, LEAK_SHIFT, LEAK_DECAY = 0, 1, 2
+from mintaccel.core.encodings import MEMBRANE_BITS, LeakKind, ResetMode
+from mintaccel.core.hwconfig import THRESHOLD_LATENCY
 
 
 class ThresholdUnit(wiring.Component):
-    LATENCY = 5
-    """Cycles from the cycle `valid_in` is high to the cycle `valid_out` is high with the result."""
+    LATENCY = THRESHOLD_LATENCY
+    """Cycles from the cycle `valid_in` is high to the cycle `valid_out` is high with the result (the
+    five stages below; the cycle model's LAYER_DRAIN is the same core constant)."""
 
-    def __init__(self, membrane_bits: int, acc_bits: int):
-        if membrane_bits not in (2, 3, 4, 8):
+    def __init__(self, membrane_bits: int, acc_bits: int, assertions: bool = True):
+        """`assertions`: include the formal/simulation `Assert` (Verilog `assert`, which plain Verilog
+        readers reject); synthesis builds leave it out (docs/microarchitecture.md, "Generated Verilog")."""
+        if membrane_bits not in MEMBRANE_BITS:
             raise ValueError(f"membrane_bits must be 2, 3, 4 or 8, not {membrane_bits}")
         if acc_bits < membrane_bits:
             raise ValueError("acc_bits must be at least membrane_bits")
-        self.membrane_bits, self.acc_bits = membrane_bits, acc_bits
+        self.membrane_bits, self.acc_bits, self.assertions = membrane_bits, acc_bits, assertions
         super().__init__({
             "valid_in": In(1),
             "lane": In(1),
             "u": In(signed(membrane_bits)),
             "acc": In(signed(acc_bits)),
             "threshold": In(acc_bits - 1),
-            "soft": In(1),
-            "leak_kind": In(2),
+            "reset_mode": In(ResetMode),
+            "leak_kind": In(LeakKind),
             "leak_k": In(4),
             "membrane_max": In(membrane_bits - 1),
             "valid_out": Out(1),
@@ -52,7 +56,7 @@ class ThresholdUnit(wiring.Component):
         wide = signed(self.acc_bits + 1)  # |u + acc| fits (docs/arithmetic.md section 3), plus headroom
         v = [Signal(name=f"valid{i}") for i in range(1, self.LATENCY + 1)]
         lane1 = Signal()
-        spike = [Signal(name=f"spike{i}") for i in range(2, 6)]  # spike2 .. spike5
+        spike = [Signal(name=f"spike{i}") for i in range(2, self.LATENCY + 1)]  # spike2 .. spike5
         h1, r2, r3, r4, s4, l5 = (Signal(wide, name=n) for n in ("h1", "r2", "r3", "r4", "s4", "l5"))
         a3 = Signal(signed(max(self.acc_bits + 1, 16) + 2))  # R plus a mask of up to 2^15 - 1
         m.d.sync += [v[0].eq(self.valid_in)] + [b.eq(a) for a, b in zip(v, v[1:])]
@@ -65,7 +69,8 @@ class ThresholdUnit(wiring.Component):
         d = Signal(wide)
         fire = Signal()
         m.d.comb += [d.eq(h1 - self.threshold), fire.eq(d >= 0)]
-        m.d.sync += [spike[0].eq(fire & lane1), r2.eq(Mux(fire, Mux(self.soft, d, 0), h1))]
+        soft = self.reset_mode == ResetMode.soft
+        m.d.sync += [spike[0].eq(fire & lane1), r2.eq(Mux(fire, Mux(soft, d, 0), h1))]
 
         # stages 2 and 3: arithmetic shift right rounding toward zero. The mask 2^k - 1 is registered
         # from the (constant while in flight) layer parameter, off the data path.
@@ -76,9 +81,9 @@ class ThresholdUnit(wiring.Component):
 
         # stage 4: leak form
         with m.Switch(self.leak_kind):
-            with m.Case(LEAK_SHIFT):
+            with m.Case(LeakKind.shift):
                 m.d.sync += l5.eq(s4)
-            with m.Case(LEAK_DECAY):
+            with m.Case(LeakKind.decay):
                 m.d.sync += l5.eq(r4 - s4)
             with m.Default():
                 m.d.sync += l5.eq(r4)
@@ -89,5 +94,6 @@ class ThresholdUnit(wiring.Component):
         m.d.comb += [self.u_next.eq(clamped), self.spike.eq(spike[-1]), self.valid_out.eq(v[-1])]
         # Formal: every membrane written back is on its grid (docs/arithmetic.md step 6). Stated on the
         # expression, not on `u_next`, so the simulator never checks it against a half-settled value.
-        m.d.comb += Assert((clamped <= q) & (clamped >= -q))
+        if self.assertions:
+            m.d.comb += Assert((clamped <= q) & (clamped >= -q))
         return m

@@ -29,11 +29,12 @@ def probe_layout(cfg: HwConfig) -> data.StructLayout:
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, cfg: HwConfig, model: IntModel | None = None):
-        """With `model`, registers and memories start with the model loaded (see hw.registers)."""
+    def __init__(self, cfg: HwConfig, model: IntModel | None = None, assertions: bool = True):
+        """With `model`, registers and memories start with the model loaded (see hw.registers).
+        `assertions`: keep the RTL's `Assert`s (simulation and formal); False gives plain Verilog."""
         if model is not None:
             check_fits(model, cfg)
-        self.cfg, self.model = cfg, model
+        self.cfg, self.model, self.assertions = cfg, model, assertions
         super().__init__({
             "load": In(stream.Signature(load_layout(cfg))),
             "start": In(1),
@@ -103,12 +104,12 @@ class Accelerator(wiring.Component):
         # threshold pipeline per lane: takes H = u + acc at FIRE, writes back LATENCY cycles later
         units = []
         for i in range(n):
-            tu = m.submodules[f"threshold{i}"] = ThresholdUnit(mb, cfg.accumulator_bits)
+            tu = m.submodules[f"threshold{i}"] = ThresholdUnit(mb, cfg.accumulator_bits, self.assertions)
             units.append(tu)
             m.d.comb += [
                 tu.valid_in.eq(ctrl.fire), tu.lane.eq(ctrl.lanes[i]),
                 tu.u.eq(Mux(ctrl.first_step, 0, mmem.rdata[i * mb:(i + 1) * mb].as_signed())),
-                tu.acc.eq(pes.accs[i]), tu.threshold.eq(cur.threshold), tu.soft.eq(cur.reset),
+                tu.acc.eq(pes.accs[i]), tu.threshold.eq(cur.threshold), tu.reset_mode.eq(cur.reset),
                 tu.leak_kind.eq(cur.leak_kind), tu.leak_k.eq(cur.leak_k), tu.membrane_max.eq(cur.membrane_max),
             ]
         spikes, membranes = Cat(*(u.spike for u in units)), Cat(*(u.u_next for u in units))

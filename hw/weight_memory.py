@@ -6,6 +6,8 @@ from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from mintaccel.core.encodings import address_bits
+
 
 class WeightMemory(wiring.Component):
     def __init__(self, n_pe: int, weight_bits: int, depth: int, init=None):
@@ -13,7 +15,7 @@ class WeightMemory(wiring.Component):
             raise ValueError(f"init must be {n_pe} banks of at most {depth} codes")
         self.n_pe, self.weight_bits, self.depth = n_pe, weight_bits, depth
         self._init = init
-        abits = max(1, (depth - 1).bit_length())
+        abits = address_bits(depth)
         super().__init__({
             "raddr": In(abits), "ren": In(1), "rdata": Out(n_pe * weight_bits),
             "waddr": In(abits), "wdata": In(n_pe * weight_bits), "wen": In(1),

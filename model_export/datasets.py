@@ -31,6 +31,8 @@ class Split:
     y_test: np.ndarray
     description: str
     """How the split was made, for reports."""
+    shape: tuple[int, int, int] | None = None
+    """(channels, rows, columns) of one image, pixels flattened in that order; None for plain vectors."""
 
     @property
     def n_inputs(self) -> int:
@@ -54,7 +56,7 @@ def digits(seed: int = DEFAULT_SEED, test_fraction: float = TEST_FRACTION) -> Sp
     y = d.target.astype(np.int64)
     xtr, xte, ytr, yte = _stratified_split(x, y, seed, test_fraction)
     return Split("digits", 16, xtr, ytr, xte, yte,
-                 f"sklearn digits, stratified {len(xtr)} train / {len(xte)} test, seed {seed}")
+                 f"sklearn digits, stratified {len(xtr)} train / {len(xte)} test, seed {seed}", (1, 8, 8))
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -101,23 +103,27 @@ def mnist(folder: str | Path | None = None, seed: int = DEFAULT_SEED, test_fract
     test_x, test_y = _find(folder, "t10k-images-idx3-ubyte"), _find(folder, "t10k-labels-idx1-ubyte")
     if test_x is None or test_y is None:
         raise UserError(f"{folder}: no t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]")
-    xte, yte = _images(test_x), read_idx(test_y).astype(np.int64)
+    (xte, shape), yte = _images(test_x), read_idx(test_y).astype(np.int64)
     if len(xte) != len(yte):
         raise UserError(f"{folder}: {len(xte)} test images but {len(yte)} labels")
     train_x, train_y = _find(folder, "train-images-idx3-ubyte"), _find(folder, "train-labels-idx1-ubyte")
     if train_x is not None and train_y is not None:
-        xtr, ytr = _images(train_x), read_idx(train_y).astype(np.int64)
-        return Split("mnist", 255, xtr, ytr, xte, yte, f"MNIST standard split {len(xtr)} / {len(xte)}")
+        (xtr, train_shape), ytr = _images(train_x), read_idx(train_y).astype(np.int64)
+        if train_shape != shape:
+            raise UserError(f"{folder}: training images are {train_shape[1]}x{train_shape[2]}, "
+                            f"test images {shape[1]}x{shape[2]}")
+        return Split("mnist", 255, xtr, ytr, xte, yte, f"MNIST standard split {len(xtr)} / {len(xte)}", shape)
     xtr, xte2, ytr, yte2 = _stratified_split(xte, yte, seed, test_fraction)
     return Split("mnist", 255, xtr, ytr, xte2, yte2,
-                 f"MNIST t10k only, stratified {len(xtr)} train / {len(xte2)} test, seed {seed}")
+                 f"MNIST t10k only, stratified {len(xtr)} train / {len(xte2)} test, seed {seed}", shape)
 
 
-def _images(path: Path) -> np.ndarray:
+def _images(path: Path) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Flat images [n, rows*cols] and their (1, rows, cols) shape."""
     images = read_idx(path)
     if images.ndim != 3:
         raise UserError(f"{path}: expected a [n, rows, cols] image array, got {images.ndim} dimensions")
-    return images.reshape(len(images), -1)
+    return images.reshape(len(images), -1), (1, *images.shape[1:])
 
 
 DATASETS = ("digits", "mnist")

@@ -82,6 +82,8 @@ def load_model(path: str | Path) -> IntModel:
 
 
 def _load(path: Path) -> IntModel:
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a model file (.npz)")
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     try:

@@ -16,6 +16,7 @@ A soft (subtract) reset has no NIR equivalent: such models are refused rather th
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,9 @@ def to_nir(model: IntModel, dt: float = DEFAULT_DT):
         if layer.reset != "hard":
             raise UserError(f"layer {i} uses a soft (subtract) reset, which NIR cannot express "
                             "(NIR neurons reset to v_reset): only hard-reset models can be exported")
+        if layer.scale is not None and not (math.isfinite(layer.scale) and layer.scale > 0):
+            raise UserError(f"layer {i} has scale {layer.scale}: the real weights would be {layer.scale} x the "
+                            "integers; export needs a positive finite scale (or none, for 1)")
         s = layer.scale if layer.scale else 1.0
         nodes[f"fc{i}"] = _weight_node(layer, s)
         nodes[f"lif{i}"] = _neuron_node(layer, s, dt)

@@ -28,8 +28,8 @@ import numpy as np
 
 from mintaccel.core.errors import UserError
 from mintaccel.core.model import (
-    MEMBRANE_BITS, THRESHOLD_MAX, BIAS_BITS, DenseLayer, Encoding, IntModel, Leak, ModelError, WeightFormat,
-    narrow_max)
+    MEMBRANE_BITS, RESETS, THRESHOLD_MAX, TIMESTEPS_MAX, BIAS_BITS, DenseLayer, Encoding, IntModel, Leak, ModelError,
+    WeightFormat, narrow_max)
 
 #: snnTorch's exporter writes tau = dt / (1 - beta) with this dt, without recording it.
 DEFAULT_DT = 1e-4
@@ -699,10 +699,12 @@ class ImportConfig:
     def __post_init__(self):
         if not (isinstance(self.dt, (int, float)) and math.isfinite(self.dt) and self.dt > 0):
             raise UserError(f"dt must be a positive number of seconds, not {self.dt}")
-        if self.reset not in ("hard", "soft"):
+        if self.reset not in RESETS:
             raise UserError(f"reset must be 'hard' or 'soft', not {self.reset!r}")
-        if self.timesteps is not None and not 1 <= self.timesteps <= 4096:
-            raise UserError(f"timesteps must be in 1..4096, not {self.timesteps}")
+        if self.timesteps is not None and not 1 <= self.timesteps <= TIMESTEPS_MAX:
+            raise UserError(f"timesteps must be in 1..{TIMESTEPS_MAX}, not {self.timesteps}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise UserError(f"the fine-tuning learning rate must be a positive number, not {self.lr}")
         if self.levels is not None and not 1 <= self.levels <= 65535:
             raise UserError(f"levels must be in 1..65535, not {self.levels}")
         for name in ("calibration_samples", "batch_size", "threads"):
@@ -752,7 +754,7 @@ def _threads(n: int):
 
 
 def _import(path, net: FloatNet, encoding: Encoding, formats, cfg: ImportConfig, split, progress) -> ImportResult:
-    timesteps = cfg.timesteps or _meta_int(net.meta, "timesteps") or DEFAULT_TIMESTEPS
+    timesteps = cfg.timesteps or _meta_timesteps(net.meta) or DEFAULT_TIMESTEPS
     meta = {"imported_from": str(path), "dt": cfg.dt, "reset_assumed": cfg.reset,
             "nodes": [[l.weight_node, l.neuron_node] for l in net.layers]}
 
@@ -813,9 +815,16 @@ def _encoding(net: FloatNet, cfg: ImportConfig, split) -> Encoding:
     return Encoding("rate", split.levels if split is not None else cfg.levels)
 
 
-def _meta_int(meta: dict, key: str) -> int | None:
-    v = meta.get(key)
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+def _meta_timesteps(meta: dict) -> int | None:
+    """T from the graph's metadata (mintaccel's exports record it): None when absent, refused when it is
+    there but not a valid T (rather than silently using the default)."""
+    if "timesteps" not in meta:
+        return None
+    v = meta["timesteps"]
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= TIMESTEPS_MAX:
+        raise UserError(f"the graph's metadata gives timesteps = {v!r}, not an integer in 1..{TIMESTEPS_MAX}: "
+                        "give --timesteps")
+    return v
 
 
 def _calibration(net: FloatNet, split, timesteps: int, cfg: ImportConfig) -> Calibration:

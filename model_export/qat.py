@@ -7,23 +7,28 @@ gradients (straight-through estimators and a surrogate spike derivative). So in 
 and `sim.reference` agree exactly, by construction and by test.
 
 A `float` layer is the unquantized LIF baseline: real weights, real threshold 1.0, exact real leak.
+
+Two shapes of network: the MLP of `TrainConfig.hidden` (dense layers, stepped time-major as it always
+was, so its training is unchanged bit for bit), and any `TrainConfig.arch` (model_export/arch.py: conv2d,
+pools, flatten, dense), run layer-major: each layer takes all T steps of its input at once (one conv over
+T * batch frames), then steps its neurons through time. Layers have no feedback, so both orders compute
+the same integers.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from mintaccel.core.errors import UserError
-from mintaccel.model_export.quantizers import (
-    SigmoidSumQuantizer, ThresholdCentredMembrane, scale_gradient, straight_through,
-    weight_quantizer)
-from mintaccel.core.model import (
-    MEMBRANE_BITS, THRESHOLD_MAX, DenseLayer, Encoding, IntModel, Leak, ModelError, WeightFormat, narrow_max)
+from mintaccel.model_export import arch as arch_text
+from mintaccel.model_export.qat_layers import Flatten, Neurons, QuantConv, QuantLIF, SpikeFn, SpikePool
+from mintaccel.model_export.quantizers import SigmoidSumQuantizer
+from mintaccel.core.model import MEMBRANE_BITS, RESETS, Encoding, IntModel, Leak, ModelError, WeightFormat
+
+__all__ = ["LayerSpec", "TrainConfig", "QuantSNN", "QuantLIF", "QuantConv", "SpikePool", "Flatten", "SpikeFn"]
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,10 @@ class TrainConfig:
     dataset: str = "digits"
     """`digits` (scikit-learn, offline) or `mnist` (IDX files in `data_dir`)."""
     hidden: tuple[int, ...] = (128,)
-    """Hidden layer sizes (neurons); input and output sizes come from the dataset."""
+    """Hidden layer sizes (neurons) of the MLP; input and output sizes come from the dataset. Empty
+    (ignored) when `arch` is given."""
     layers: tuple[LayerSpec, ...] = (LayerSpec(),)
-    """One spec for every layer, or one per layer (hidden layers, then the output layer)."""
+    """One spec for every neuron layer, or one per neuron layer (in order; pools and flatten have none)."""
     timesteps: int = 8
     """T: time steps per sample."""
     reset: str = "hard"
@@ -92,15 +98,21 @@ class TrainConfig:
     """torch threads; fixed so that training is reproducible bit for bit."""
     data_dir: str | None = None
     """Folder of MNIST IDX files (default: ../shared/data/mnist-test beside the checkout)."""
+    arch: str = ""
+    """Layer tokens such as `c8k3,p2,c16k3,p2,f10` (model_export/arch.py), kept in their explicit
+    spelling; empty: the MLP of `hidden`."""
 
     def __post_init__(self):
-        if self.reset not in ("hard", "soft"):
+        if self.arch:
+            object.__setattr__(self, "arch", arch_text.canonical(self.arch))
+            object.__setattr__(self, "hidden", ())
+        if self.reset not in RESETS:
             raise UserError(f"reset must be 'hard' or 'soft', not {self.reset!r}")
         try:
             Leak.parse(self.leak)
         except ModelError as e:
             raise UserError(f"--leak {self.leak}: {e}") from None
-        n = len(self.hidden) + 1
+        n = self.n_neuron_layers
         if len(self.layers) not in (1, n):
             raise UserError(f"{len(self.layers)} layer formats given for {n} layers (give 1 or {n})")
         for name in ("timesteps", "epochs", "batch_size", "threads"):
@@ -113,13 +125,23 @@ class TrainConfig:
         if self.bias and not 2 <= self.bias_bits <= 16:
             raise UserError("bias bits must be in 2..16")
 
+    @property
+    def arch_tokens(self) -> tuple | None:
+        return arch_text.parse(self.arch) if self.arch else None
+
+    @property
+    def n_neuron_layers(self) -> int:
+        return arch_text.neuron_layers(self.arch_tokens) if self.arch else len(self.hidden) + 1
+
     def layer_specs(self) -> tuple[LayerSpec, ...]:
-        return self.layers * (len(self.hidden) + 1) if len(self.layers) == 1 else self.layers
+        return self.layers * self.n_neuron_layers if len(self.layers) == 1 else self.layers
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
         d["layers"] = [asdict(s) for s in self.layers]
+        if not self.arch:  # an MLP's configuration reads as it always did
+            del d["arch"]
         return d
 
     @classmethod
@@ -130,112 +152,37 @@ class TrainConfig:
         return cls(**d)
 
 
-class SpikeFn(torch.autograd.Function):
-    """Heaviside(H - theta) forward, fast-sigmoid derivative in units of theta backward."""
-
-    slope = 5.0
-
-    @staticmethod
-    def forward(ctx, h, theta):
-        ctx.save_for_backward(h, theta)
-        return (h >= theta).to(h.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        h, theta = ctx.saved_tensors
-        z = (h - theta) / theta
-        g = grad / (theta * (1 + SpikeFn.slope * z.abs()) ** 2)
-        grad_theta = -g.sum().reshape(theta.shape) if ctx.needs_input_grad[1] else None
-        return g, grad_theta
-
-
-class QuantLIF(nn.Module):
-    """One dense LIF layer on the integer track (or the float baseline)."""
-
-    def __init__(self, n_in: int, n_out: int, spec: LayerSpec, cfg: TrainConfig):
-        super().__init__()
-        self.spec = spec
-        self.reset = cfg.reset
-        self.leak = Leak.parse(cfg.leak)
-        self.threshold_real = cfg.threshold
-        self.linear = nn.Linear(n_in, n_out, bias=cfg.bias)
-        # Gain so that a dense input pattern can reach the threshold at initialisation.
-        with torch.no_grad():
-            self.linear.weight.mul_(2.0)
-        self.fmt = spec.weight_format()
-        self.bias_bits = cfg.bias_bits if cfg.bias else 0
-        if self.fmt is not None:
-            self.quantizer = weight_quantizer(self.fmt, spec.sigmoid)
-            init = self.quantizer.init_scale(self.linear.weight.detach())
-            self.scale = nn.Parameter(torch.tensor(init))
-            self.grad_factor = 1.0 / math.sqrt(self.linear.weight.numel() * max(1, self.fmt.max_magnitude))
-        self.membrane_quantizer = None
-        if spec.membrane.startswith("squat:"):
-            self.membrane_quantizer = ThresholdCentredMembrane(int(spec.membrane.partition(":")[2]))
-        self.membrane_max = None if not spec.membrane.isdigit() else narrow_max(int(spec.membrane))
-
-    @property
-    def n_out(self) -> int:
-        return self.linear.out_features
-
-    def step_scale(self) -> torch.Tensor:
-        return scale_gradient(self.scale.abs() + 1e-8, self.grad_factor)
-
-    def integer_weight(self) -> torch.Tensor:
-        """Integer-valued weights [n_out, n_in] (real weights for a float layer)."""
-        if self.fmt is None:
-            return self.linear.weight
-        return self.quantizer(self.linear.weight, self.step_scale())
-
-    def integer_bias(self) -> torch.Tensor | None:
-        if self.linear.bias is None:
-            return None
-        if self.fmt is None:
-            return self.linear.bias
-        v = self.linear.bias / self.step_scale()
-        q = narrow_max(self.bias_bits)
-        return straight_through(torch.clamp(torch.round(v), -q, q), torch.clamp(v, -q, q))
-
-    def integer_threshold(self) -> torch.Tensor:
-        if self.fmt is None:
-            return torch.tensor(self.threshold_real)
-        v = self.threshold_real / self.step_scale()
-        return straight_through(torch.clamp(torch.round(v), 1, THRESHOLD_MAX), v)
-
-    def leak_step(self, r: torch.Tensor) -> torch.Tensor:
-        k = self.leak.k
-        if self.leak.kind == "none":
-            return r
-        if self.fmt is None:  # float baseline: exact real leak
-            return r * 2.0**-k if self.leak.kind == "shift" else r * (1 - 2.0**-k)
-        shifted = straight_through(torch.trunc(r / 2**k), r / 2**k)
-        return shifted if self.leak.kind == "shift" else r - shifted
-
-    def forward(self, x: torch.Tensor, u: torch.Tensor, w: torch.Tensor, b, theta) -> tuple[torch.Tensor, torch.Tensor]:
-        """One time step: (input spikes [B, n_in], membrane [B, n_out]) -> (spikes, new membrane)."""
-        h = u + x @ w.t()
-        if b is not None:
-            h = h + b
-        spike = SpikeFn.apply(h, theta)
-        if self.reset == "hard":
-            r = h * (1 - spike.detach())
-        else:
-            r = h - theta * spike.detach()
-        u = self.leak_step(r)
-        if self.membrane_max is not None:
-            u = torch.clamp(u, -self.membrane_max, self.membrane_max)
-        elif self.membrane_quantizer is not None:
-            u = theta * self.membrane_quantizer(u / theta)
-        return spike, u
-
 
 class QuantSNN(nn.Module):
-    def __init__(self, sizes: list[int], cfg: TrainConfig):
+    """The network of a `TrainConfig`: `sizes` is [inputs, *hidden, outputs] for the MLP; a `cfg.arch`
+    network also needs `input_shape`, the (C, H, W) of its input maps (sizes[0] = C*H*W)."""
+
+    def __init__(self, sizes: list[int], cfg: TrainConfig, input_shape: tuple[int, int, int] | None = None):
         super().__init__()
         self.cfg = cfg
         self.sizes = list(sizes)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
         specs = cfg.layer_specs()
-        self.layers = nn.ModuleList(QuantLIF(a, b, s, cfg) for a, b, s in zip(sizes, sizes[1:], specs))
+        if not cfg.arch:
+            self.layers = nn.ModuleList(QuantLIF(a, b, s, cfg) for a, b, s in zip(sizes, sizes[1:], specs))
+            return
+        if self.input_shape is None:
+            raise UserError("a conv architecture (--arch) needs image data: this data set has no image shape")
+        c, h, w = self.input_shape
+        if c * h * w != sizes[0]:
+            raise UserError(f"input shape {c}x{h}x{w} does not hold {sizes[0]} inputs")
+        layers, spec = [], iter(specs)
+        for token, shape_in, shape_out in arch_text.plan(cfg.arch_tokens, self.input_shape, sizes[-1]):
+            if token == "flatten":
+                layers.append(Flatten(shape_in))
+            elif isinstance(token, arch_text.Conv):
+                layers.append(QuantConv(shape_in, token.channels, token.kernel, token.stride, token.padding,
+                                        next(spec), cfg))
+            elif isinstance(token, arch_text.Pool):
+                layers.append(SpikePool(token.op, shape_in, token.kernel, token.stride))
+            else:
+                layers.append(QuantLIF(shape_in, shape_out, next(spec), cfg))
+        self.layers = nn.ModuleList(layers)
 
     def set_temperature(self, temperature: float):
         for m in self.modules():
@@ -244,7 +191,9 @@ class QuantSNN(nn.Module):
 
     def forward(self, x: torch.Tensor, record: bool = False):
         """x: spikes [B, T, inputs] (float 0/1). Returns output counts [B, n_out] and, if `record`,
-        per-layer spikes and membranes [B, T, n] (lists)."""
+        per-layer outputs and membranes [B, T, n] (lists; a pool's or flatten's membrane is None)."""
+        if self.cfg.arch:
+            return self._forward_layer_major(x, record)
         batch, steps = x.shape[0], x.shape[1]
         params = [(l.integer_weight(), l.integer_bias(), l.integer_threshold()) for l in self.layers]
         u = [x.new_zeros(batch, l.n_out) for l in self.layers]
@@ -263,8 +212,34 @@ class QuantSNN(nn.Module):
             return counts
         return counts, [torch.stack(r, 1) for r in spikes_rec], [torch.stack(r, 1) for r in mem_rec]
 
+    def _forward_layer_major(self, x: torch.Tensor, record: bool):
+        batch, steps = x.shape[0], x.shape[1]
+        s = x.transpose(0, 1).reshape(steps * batch, -1)  # frames in (t, b) order: contiguous steps
+        spikes_rec, mem_rec = [], []
+        for layer in self.layers:
+            mems = None
+            if isinstance(layer, Neurons):
+                w, b, theta = layer.integer_weight(), layer.integer_bias(), layer.integer_threshold()
+                current = layer.current(s, w, b).view(steps, batch, -1)
+                u = current.new_zeros(current.shape[1:])
+                out, mems = [], []
+                for t in range(steps):
+                    spike, u = layer.fire(u + current[t], theta)
+                    out.append(spike)
+                    mems.append(u)
+                s = torch.stack(out).view(steps * batch, -1)
+            else:
+                s = layer(s)
+            if record:
+                spikes_rec.append(s.view(steps, batch, -1).transpose(0, 1))
+                mem_rec.append(None if mems is None else torch.stack(mems, 1))
+        counts = s.view(steps, batch, -1).sum(0)
+        return (counts, spikes_rec, mem_rec) if record else counts
+
     def exportable_reason(self) -> str | None:
         for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Neurons):
+                continue
             if layer.fmt is None:
                 return f"layer {i} is a float layer (train with quantized weights to export)"
             if layer.membrane_max is None:
@@ -279,22 +254,17 @@ class QuantSNN(nn.Module):
             raise UserError(f"cannot export: {reason}")
         was_training = self.training
         self.eval()
-        layers = []
+        layers, input_max = [], 1  # the largest value a layer receives: K*K after a sum pool
         for layer in self.layers:
-            b = layer.integer_bias()
-            layers.append(DenseLayer(
-                weight=layer.integer_weight().numpy().astype(np.int64),
-                weight_format=layer.fmt,
-                membrane_bits=int(layer.spec.membrane),
-                threshold=int(layer.integer_threshold().item()),
-                reset=layer.reset,
-                leak=layer.leak,
-                bias=None if b is None else b.numpy().astype(np.int64),
-                bias_bits=layer.bias_bits,
-                scale=float(layer.step_scale().item())))
+            if isinstance(layer, Neurons):
+                layers.append(layer.to_int_layer(input_max))
+                input_max = 1
+            else:
+                layers.append(layer.to_int_layer())
+                input_max = getattr(layer, "output_max", input_max)
         self.train(was_training)
         model = IntModel(tuple(layers), self.cfg.timesteps, encoding, meta or {})
-        worst = max(l.bound for l in model.layers)
+        worst = max(l.bound for l in model.neuron_layers)
         if worst >= 2**24:
             raise UserError(f"a layer's accumulator bound {worst} exceeds float32's exact range (2^24)")
         return model

@@ -56,7 +56,7 @@ class PowerOfTwoQuantizer(nn.Module):
     def __init__(self, bits: int):
         super().__init__()
         self.fmt = WeightFormat("pot", bits)
-        self.emax = (1 << (bits - 1)) - 2
+        self.emax = self.fmt.max_magnitude.bit_length() - 1
 
     def forward(self, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         v = w / s

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +65,7 @@ def train(cfg: TrainConfig, progress=None, split: datasets.Split | None = None) 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     sizes = [split.n_inputs, *cfg.hidden, split.n_classes]
-    net = QuantSNN(sizes, cfg)
+    net = QuantSNN(sizes, cfg, split.shape if cfg.arch else None)
     xtr, xte = encoded(split, cfg.timesteps)
     start = time.perf_counter()
     fit(net, xtr, torch.from_numpy(split.y_train), cfg, progress)
@@ -72,6 +74,24 @@ def train(cfg: TrainConfig, progress=None, split: datasets.Split | None = None) 
     return TrainResult(net, cfg, Encoding("rate", split.levels),
                        accuracy(net, xte, split.y_test), accuracy(net, xtr, split.y_train),
                        seconds, split.description)
+
+
+def environment() -> dict:
+    """What a training run's float results depend on besides its configuration: float training is
+    bit-reproducible only with the same library versions, torch threads and CPU kernels."""
+    import sklearn
+
+    from mintaccel import __version__
+    return {"mintaccel": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__,
+            "torch_threads": torch.get_num_threads(), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+            "machine": platform.machine()}
+
+
+def predictions_digest(predictions: np.ndarray) -> str:
+    """sha256 of the class indices written in decimal, comma-separated (`3,0,7,...`): easy to
+    recompute anywhere, and compact for a 10,000-sample test split."""
+    return hashlib.sha256(",".join(str(int(p)) for p in predictions).encode()).hexdigest()
 
 
 def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, progress=None) -> None:
@@ -110,6 +130,8 @@ def save_checkpoint(result: TrainResult, path: str | Path) -> None:
         "encoding": json.dumps({"kind": result.encoding.kind, "levels": result.encoding.levels}),
         "state_dict": result.net.state_dict(),
     }
+    if result.net.input_shape is not None:  # a conv network's (C, H, W); an MLP's checkpoint is unchanged
+        payload["input_shape"] = json.dumps(result.net.input_shape)
     with atomic_open(path, "wb") as f:
         torch.save(payload, f)
 
@@ -126,7 +148,7 @@ def load_checkpoint(path: str | Path) -> tuple[QuantSNN, Encoding]:
         raise UserError(f"{path}: not a mintaccel checkpoint (expected kind {CHECKPOINT_KIND})")
     try:
         cfg = TrainConfig.from_json(json.loads(payload["config"]))
-        net = QuantSNN(json.loads(payload["sizes"]), cfg)
+        net = QuantSNN(json.loads(payload["sizes"]), cfg, json.loads(payload.get("input_shape", "null")))
         net.load_state_dict(payload["state_dict"])
         enc = json.loads(payload["encoding"])
         encoding = Encoding(enc["kind"], enc["levels"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mintaccel.core.errors import UserError
+from mintaccel.core.model import TIMESTEPS_MAX
 
 
 def rate_encode(pixels: np.ndarray, timesteps: int, levels: int) -> np.ndarray:
@@ -12,6 +13,9 @@ def rate_encode(pixels: np.ndarray, timesteps: int, levels: int) -> np.ndarray:
 
     pixels: integers in 0..levels, shape [batch, inputs]. Returns uint8 [batch, T, inputs].
     """
+    t = timesteps
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= TIMESTEPS_MAX:
+        raise UserError(f"timesteps must be an integer in 1..{TIMESTEPS_MAX}, not {timesteps!r}")
     p = np.asarray(pixels)
     if p.ndim != 2:
         raise UserError(f"pixels must be shaped [batch, inputs], got {p.shape}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mintaccel.core.errors import UserError
-from mintaccel.core.model import DenseLayer, IntModel, Leak
+from mintaccel.core.model import DenseLayer, IntModel, Leak, NeuronLayer
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,11 @@ class Trace:
     """Everything an inference produced, for every layer and time step."""
 
     spikes: tuple[np.ndarray, ...]
-    """Per layer: uint8 [batch, T, n_out], the layer's spikes at each time step."""
-    membranes: tuple[np.ndarray, ...]
-    """Per layer: int8 [batch, T, n_out], the membrane written back at the end of each time step."""
+    """Per layer: uint8 [batch, T, n_out], the layer's output at each time step (spikes; a sum pool's
+    counts; a flatten's input)."""
+    membranes: tuple[np.ndarray | None, ...]
+    """Per layer: int8 [batch, T, n_out], the membrane written back at the end of each time step
+    (None for pools and flatten, which have no neurons)."""
 
     @property
     def counts(self) -> np.ndarray:
@@ -44,8 +46,11 @@ def shift_toward_zero(r: np.ndarray, k: int) -> np.ndarray:
     Computed as the hardware does, (R + (R < 0 ? 2^k - 1 : 0)) >> k (`r >> 63` is -1 for negatives).
     """
     r = np.asarray(r)
-    sign = r >> (8 * r.dtype.itemsize - 1)  # -1 for negatives, 0 otherwise
-    return (r + (sign & ((1 << k) - 1))) >> k
+    out = r >> (8 * r.dtype.itemsize - 1)  # -1 for negatives, 0 otherwise; then in place (one temporary)
+    out &= (1 << k) - 1
+    out += r
+    out >>= k
+    return out
 
 
 def leak(r: np.ndarray, spec: Leak) -> np.ndarray:
@@ -57,15 +62,27 @@ def leak(r: np.ndarray, spec: Leak) -> np.ndarray:
     return r - shift_toward_zero(r, spec.k)
 
 
+class BoundViolation(AssertionError):
+    """|H| > B (docs/arithmetic.md section 3): a bug in the model's validation or in this module, which
+    the accumulator width derived from B would turn into an overflow in hardware. Never a user error."""
+
+
+def check_bound(layer: DenseLayer, h: np.ndarray) -> None:
+    """Assert docs/arithmetic.md section 3's `|H| <= B` for one step (two reductions, no copy)."""
+    if h.size and (h.max() > layer.bound or h.min() < -layer.bound):
+        worst = int(h.max()) if h.max() > layer.bound else int(h.min())
+        raise BoundViolation(f"H = {worst} is outside the layer bound B = {layer.bound}")
+
+
 def neuron_step(layer: DenseLayer, u: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Steps 2-6 for one layer and time step: (membrane, synaptic input) -> (spikes, new membrane)."""
-    # |h| <= layer.bound by construction (docs/arithmetic.md section 3; tests/sim pin the corners)
     h = u + current
+    check_bound(layer, h)
     spike = h >= layer.threshold
     if layer.reset == "hard":
         r = h * ~spike
     else:
-        r = h - layer.threshold * spike
+        r = h - h.dtype.type(layer.threshold) * spike  # a scalar of h's dtype keeps int32 int32
     q = layer.membrane_max
     out = leak(r, layer.leak)
     np.minimum(out, q, out=out)
@@ -78,7 +95,9 @@ def check_input(model: IntModel, spikes: np.ndarray) -> np.ndarray:
     x = np.asarray(spikes)
     expected = (model.timesteps, model.n_inputs)
     if x.ndim != 3 or x.shape[1:] != expected:
-        raise UserError(f"input spikes must be shaped [batch, {expected[0]}, {expected[1]}] for this model, got {list(x.shape)}")
+        maps = f" ({'x'.join(map(str, model.input_shape))} maps in (C, H, W) order)" if len(model.input_shape) == 3 else ""
+        raise UserError(f"input spikes must be shaped [batch, {expected[0]}, {expected[1]}]{maps} for this model, "
+                        f"got {list(x.shape)}")
     if not (np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_):
         raise UserError(f"input spikes must be uint8 0/1, got dtype {x.dtype}")
     if x.size and (x.min() < 0 or x.max() > 1):
@@ -90,19 +109,24 @@ def run(model: IntModel, spikes: np.ndarray) -> Trace:
     """Run the integer network on input spikes uint8 [batch, T, inputs]."""
     x = check_input(model, spikes)
     batch, steps = x.shape[0], model.timesteps
+    neuron = [isinstance(l, NeuronLayer) for l in model.layers]
     out_spikes = [np.zeros((batch, steps, l.n_out), np.uint8) for l in model.layers]
-    out_mem = [np.zeros((batch, steps, l.n_out), np.int8) for l in model.layers]
+    out_mem = [np.zeros((batch, steps, l.n_out), np.int8) if n else None for l, n in zip(model.layers, neuron)]
     # int32 holds every value of a layer whose bound is below 2^30 (all but absurd ones) and is faster
-    u = [np.zeros((batch, l.n_out), np.int32 if l.bound < 2**30 else np.int64) for l in model.layers]
+    u = [np.zeros((batch, l.n_out), np.int32 if l.bound < 2**30 else np.int64) if n else None
+         for l, n in zip(model.layers, neuron)]
     # step-major float32 copy of the inputs: contiguous rows for the BLAS matmul of each step
     xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=np.float32)
     for t in range(steps):
         s = xt[t]
         for i, layer in enumerate(model.layers):
-            spike, u[i] = neuron_step(layer, u[i], layer.synaptic_input(s).astype(u[i].dtype, copy=False))
+            if neuron[i]:
+                spike, u[i] = neuron_step(layer, u[i], layer.synaptic_input(s).astype(u[i].dtype, copy=False))
+                out_mem[i][:, t, :] = u[i]
+            else:  # pool (OR / count of spikes) or flatten (the same data): no state
+                spike = layer.forward(s)
             s = spike.astype(np.float32)
             out_spikes[i][:, t, :] = spike
-            out_mem[i][:, t, :] = u[i]
     return Trace(tuple(out_spikes), tuple(out_mem))
 
 
@@ -116,7 +140,9 @@ def run_batched(model: IntModel, spikes: np.ndarray, batch_size: int = 2048, pro
             progress(min(batch_size, len(x) - start))
     if not parts:
         return run(model, x)
+    n = len(model.layers)
     return Trace(
-        tuple(np.concatenate([p.spikes[i] for p in parts]) for i in range(len(model.layers))),
-        tuple(np.concatenate([p.membranes[i] for p in parts]) for i in range(len(model.layers))),
+        tuple(np.concatenate([p.spikes[i] for p in parts]) for i in range(n)),
+        tuple(None if parts[0].membranes[i] is None else np.concatenate([p.membranes[i] for p in parts])
+              for i in range(n)),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat
+from mintaccel.core.model import MEMBRANE_BITS, RESETS, DenseLayer, IntModel, Leak, WeightFormat
 
 
 def random_layer(rng: np.random.Generator, n_in: int, n_out: int, fmt: WeightFormat, membrane_bits: int,
@@ -25,16 +25,23 @@ def random_layer(rng: np.random.Generator, n_in: int, n_out: int, fmt: WeightFor
 def random_model(seed: int, sizes=(12, 9, 5), timesteps: int = 6) -> IntModel:
     """A random network drawing every arithmetic option from `seed`."""
     rng = np.random.default_rng(seed)
-    formats = [WeightFormat(s, b) for s in ("uniform", "binary", "pot") for b in
-               {"uniform": (2, 3, 4, 8), "binary": (1,), "pot": (2, 3, 4)}[s]]
+    formats = WeightFormat.every()
     leaks = [Leak("none"), Leak("shift", 1), Leak("shift", 2), Leak("decay", 1), Leak("decay", 3)]
     layers = []
     for a, b in zip(sizes, sizes[1:]):
         layers.append(random_layer(
-            rng, a, b, formats[rng.integers(len(formats))], int(rng.choice([2, 3, 4, 8])),
-            reset=str(rng.choice(["hard", "soft"])), leak=leaks[rng.integers(len(leaks))],
+            rng, a, b, formats[rng.integers(len(formats))], int(rng.choice(MEMBRANE_BITS)),
+            reset=str(rng.choice(RESETS)), leak=leaks[rng.integers(len(leaks))],
             bias_bits=int(rng.choice([0, 0, 4]))))
     return IntModel(tuple(layers), timesteps)
+
+
+def threshold_above_bound_model() -> IntModel:
+    """docs/arithmetic.md section 3's case A = bitlength(theta) + 1 at its smallest: one layer 1 -> 1,
+    uniform:2 weights, 2-bit membrane, B = 2 and theta = 4 (issue 10, defect 1)."""
+    layer = DenseLayer(weight=np.array([[1]]), weight_format=WeightFormat("uniform", 2), membrane_bits=2,
+                       threshold=4, reset="hard", leak=Leak("none"))
+    return IntModel((layer,), 4)
 
 
 def random_spikes(seed: int, batch: int, timesteps: int, n: int, density: float | None = None) -> np.ndarray:

@@ -1,13 +1,25 @@
-"""`mintaccel`: the one console command. User errors end in one line on stderr and exit status 2."""
+"""`mintaccel`: the one console command. User errors end in one line on stderr and exit status 2,
+Ctrl-C in one line and exit status 130. Every output path (`output_option`) and every numeric range
+(`integer`, `positive`) is checked while the arguments are parsed, before a command starts its work."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import os
+import signal
 import sys
+import warnings
 
 from mintaccel import __version__
 from mintaccel.core.errors import UserError
+from mintaccel.core.files import check_output_file, check_output_folder, discard_temporaries
+from mintaccel.core.model import LAYER_SIZE_MAX, TIMESTEPS_MAX
+
+#: torch crashes (segfault) on absurd thread counts; no machine this runs on has more cores.
+THREADS_MAX = 256
+SEED_MAX = 2**63 - 1
 
 
 #: Modules with a `register(subparsers)` function, each adding subcommands (one module per subsystem).
@@ -25,8 +37,59 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message if self.prog == "mintaccel" else f"{self.prog}: {message}")
 
 
+def integer(lo: int, hi: int | None = None):
+    """argparse type: an integer in lo..hi (no upper end if hi is None)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, not {value}" if hi is not None
+                                             else f"must be at least {lo}, not {value}")
+        return value
+    return parse
+
+
+def positive(text: str) -> float:
+    """argparse type: a finite number > 0 (a clock, a learning rate, a time step)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text}")
+    return value
+
+
+def output_option(p, *flags, folder: bool = False, **kw):
+    """Add an output path option. `main` checks it before the command runs: a missing or read-only
+    folder, a folder given for a file, a file for a folder, a folder not written by mintaccel to replace."""
+    action = p.add_argument(*flags, **kw)
+    name = max(action.option_strings, key=len)
+    p.set_defaults(outputs_=(*(p.get_default("outputs_") or ()), (action.dest, name, folder)))
+    return action
+
+
+def check_outputs(args) -> None:
+    """Refuse, in one line, any output of `args` that could not be written once the work is done."""
+    seen = {}
+    for dest, name, folder in getattr(args, "outputs_", ()):
+        path = getattr(args, dest)
+        if path is None:
+            continue
+        if folder:
+            check_output_folder(path, name)
+        else:
+            check_output_file(path, name)
+        key = os.path.realpath(path)
+        if key in seen:
+            raise UserError(f"{seen[key]} and {name} name the same path {path}")
+        seen[key] = name
+
+
 def _json(p):
-    p.add_argument("--json", metavar="PATH", help="also write the printed figures to this JSON file")
+    output_option(p, "--json", metavar="PATH", help="also write the printed figures to this JSON file")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,40 +102,48 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on the shipped model: accuracy, memory, cycles, energy, Verilog, area")
     p.set_defaults(func=c.cmd_demo)
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
-    p.add_argument("--out", default="mintaccel-demo", help="folder for generated files (default ./mintaccel-demo)")
-    p.add_argument("--clock", type=float, default=48.0, help="clock for latency figures, MHz (default 48)")
-    p.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route (about 2 min)")
+    output_option(p, "--out", folder=True, default="mintaccel-demo",
+                  help="folder for generated files, replaced whole (default ./mintaccel-demo)")
+    p.add_argument("--clock", type=positive, default=48.0,
+                   help="clock for latency figures, MHz (default 48, the iCE40 UP5K build's goal)")
+    p.add_argument("--no-synth", action="store_true",
+                   help="skip synthesis and place-and-route (about 1 min; 2 the first time, while the tools compile)")
     _json(p)
 
     p = sub.add_parser("train", help="quantization-aware training of a LIF network")
     p.set_defaults(func=c.cmd_train)
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir", help="folder of MNIST IDX files (default ../shared/data/mnist-test)")
-    p.add_argument("--hidden", type=int, nargs="*", default=[128], metavar="N", help="hidden layer sizes (default 128)")
+    p.add_argument("--hidden", type=integer(1, LAYER_SIZE_MAX), nargs="*", default=None, metavar="N",
+                   help="hidden layer sizes of the MLP (default 128)")
+    p.add_argument("--arch", nargs="?", const="default", metavar="TOKENS",
+                   help="a conv network instead of the MLP, e.g. c8k3,p2,c16k3,p2,f10: c<C>k<K>[s<S>][p<P>] conv, "
+                        "p<K> max pool, s<K> sum pool, f<N> dense, the last f<classes>; alone: the data set's default")
     p.add_argument("--weights", nargs="+", default=["uniform:2"], metavar="FMT",
-                   help="per layer or for all: float, uniform:B (2,3,4,8), pot:B (2,3,4), binary, sigmoid:uniform:2")
+                   help="per neuron layer or for all: float, uniform:B (2,3,4,8), pot:B (2,3,4), binary, sigmoid:uniform:2")
     p.add_argument("--membrane", nargs="+", default=["2"], metavar="FMT",
-                   help="per layer or for all: bits (2,3,4,8), float, squat:B (training study only)")
-    p.add_argument("--timesteps", "-T", type=int, default=8)
+                   help="per neuron layer or for all: bits (2,3,4,8), float, squat:B (training study only)")
+    p.add_argument("--timesteps", "-T", type=integer(1, TIMESTEPS_MAX), default=8)
     p.add_argument("--reset", choices=("hard", "soft"), default="hard")
     p.add_argument("--leak", default="shift:1", help="none, shift:K (MINT u*2^-K) or decay:K (u - u*2^-K)")
-    p.add_argument("--threshold", type=float, default=1.0, help="real threshold (integer = round(thr / scale))")
+    p.add_argument("--threshold", type=positive, default=1.0, help="real threshold (integer = round(thr / scale))")
     p.add_argument("--bias", action="store_true", help="train an integer bias per neuron")
     p.add_argument("--bias-bits", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (fixed for bit-exact reproducibility)")
+    p.add_argument("--epochs", type=integer(1), default=30)
+    p.add_argument("--batch-size", type=integer(1), default=64)
+    p.add_argument("--lr", type=positive, default=5e-3)
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
+    p.add_argument("--threads", type=integer(1, THREADS_MAX), default=1,
+                   help="torch threads (fixed for bit-exact reproducibility)")
     p.add_argument("--float-baseline", action="store_true", help="also train the float SNN and report it")
-    p.add_argument("-o", "--output", help="write a checkpoint (.pt, tensors and JSON only)")
-    p.add_argument("--export", metavar="MODEL", help="write the integer model file")
+    output_option(p, "-o", "--output", help="write a checkpoint (.pt, tensors and JSON only)")
+    output_option(p, "--export", metavar="MODEL", help="write the integer model file")
     _json(p)
 
     p = sub.add_parser("export", help="integer model file from a training checkpoint")
     p.set_defaults(func=c.cmd_export)
     p.add_argument("checkpoint")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL")
+    output_option(p, "-o", "--output", required=True, metavar="MODEL")
     _json(p)
 
     p = sub.add_parser("info", help="what a model file holds: layers, formats, memory footprint")
@@ -84,15 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=c.cmd_encode)
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir")
-    p.add_argument("--timesteps", "-T", type=int, default=8)
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--labels", metavar="PATH", help="also write the labels (.npy uint8)")
+    p.add_argument("--timesteps", "-T", type=integer(1, TIMESTEPS_MAX), default=8)
+    output_option(p, "-o", "--output", required=True)
+    output_option(p, "--labels", metavar="PATH", help="also write the labels (.npy uint8)")
 
     p = sub.add_parser("run", help="run the integer reference model on input spikes")
     p.set_defaults(func=c.cmd_run)
     p.add_argument("model")
     p.add_argument("--input", help=".npy uint8 spikes [batch, T, inputs] (default: the dataset's test part)")
-    p.add_argument("--labels", help=".npy labels for --input")
+    p.add_argument("--labels", help=".npy integer labels for --input (0 .. outputs - 1)")
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir")
     _json(p)
@@ -103,21 +174,43 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _quiet_unused_hardware() -> None:
+    """A command stopped half-way through elaboration leaves Amaranth objects that warn "created but never
+    used" when collected, after the one line. Amaranth silences them itself after an uncaught exception;
+    do the same for the ones caught here."""
+    hdl = sys.modules.get("amaranth.hdl")
+    if hdl is not None:
+        warnings.filterwarnings("ignore", category=hdl.UnusedElaboratable)
+
+
 def main(argv=None) -> int:
+    """Run the command `argv` (default: `sys.argv`, the console command) and return its exit status."""
     try:
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            build_parser().print_help()
+        try:
+            args = build_parser().parse_args(argv)
+            if args.command is None:
+                build_parser().print_help()
+                return 2
+            check_outputs(args)
+            return args.func(args)
+        except UserError as e:
+            _quiet_unused_hardware()
+            print(f"mintaccel: error: {e}", file=sys.stderr)
             return 2
-        return args.func(args)
-    except UserError as e:
-        print(f"mintaccel: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
+        except OSError as e:
+            _quiet_unused_hardware()
+            print(f"mintaccel: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+            return 1
+    except KeyboardInterrupt:  # outputs are written under a temporary name: nothing half-written stays
+        discard_temporaries()
+        _quiet_unused_hardware()
         print("mintaccel: interrupted", file=sys.stderr)
         return 130
-    except OSError as e:
-        print(f"mintaccel: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 1
+    finally:
+        if argv is None:
+            # The command is done and its outputs are in place; what is left is interpreter shutdown
+            # (about 0.3 s once torch is loaded), where Ctrl-C can only print "Exception ignored ...
+            # KeyboardInterrupt" and change nothing: ignore it there.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import contextlib
 
-from mintaccel.cli import report
+from mintaccel.cli import SEED_MAX, THREADS_MAX, integer, output_option, positive, report
 from mintaccel.core.errors import UserError
 
 
 def register(sub) -> None:
     from mintaccel.model_export.datasets import DATASETS
+    from mintaccel.core.model import TIMESTEPS_MAX
     from mintaccel.model_export.nir_import import DEFAULT_DT
     p = sub.add_parser("import", help="integer model from a NIR graph (e.g. exported by snnTorch)")
     p.set_defaults(func=cmd_import)
     p.add_argument("graph", metavar="GRAPH.nir")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL")
+    output_option(p, "-o", "--output", required=True, metavar="MODEL")
     p.add_argument("--dataset", choices=DATASETS, help="the data the graph was trained on: sets the input levels, "
                    "reports float and integer accuracy, and feeds --calibrate and --finetune")
     p.add_argument("--data-dir", help="folder of MNIST IDX files (default ../shared/data/mnist-test)")
     p.add_argument("--levels", type=int, metavar="P", help="input pixels are integers 0..P (rate code), if no --dataset")
-    p.add_argument("--timesteps", "-T", type=int, help="time steps per sample (default: the graph's metadata, else 8)")
-    p.add_argument("--dt", type=float, default=DEFAULT_DT,
+    p.add_argument("--timesteps", "-T", type=integer(1, TIMESTEPS_MAX),
+                   help="time steps per sample (default: the graph's metadata, else 8)")
+    p.add_argument("--dt", type=positive, default=DEFAULT_DT,
                    help=f"time step in seconds for tau -> beta = 1 - dt/tau (default {DEFAULT_DT:g}, snnTorch's)")
     p.add_argument("--weights", nargs="+", metavar="FMT",
                    help="per layer or for all: uniform:B (2,3,4,8), pot:B (2,3,4), binary (default uniform:4)")
@@ -30,20 +32,20 @@ def register(sub) -> None:
                    help="how the source network resets: hard (NIR's reset to 0, snnTorch 'zero') or soft "
                         "(snnTorch 'subtract', which its exporter writes as a reset to 0)")
     p.add_argument("--calibrate", action="store_true", help="choose the per-layer scales on the training part of --dataset")
-    p.add_argument("--calibration-samples", type=int, default=2000, metavar="N")
-    p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS", help="then quantization-aware training")
-    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", metavar="PATH", help="also write the printed figures to this JSON file")
+    p.add_argument("--calibration-samples", type=integer(1), default=2000, metavar="N")
+    p.add_argument("--finetune", type=integer(0), default=0, metavar="EPOCHS", help="then quantization-aware training")
+    p.add_argument("--lr", type=positive, default=1e-3, help="fine-tuning learning rate")
+    p.add_argument("--batch-size", type=integer(1), default=64)
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
+    p.add_argument("--threads", type=integer(1, THREADS_MAX), default=1)
+    output_option(p, "--json", metavar="PATH", help="also write the printed figures to this JSON file")
 
     p = sub.add_parser("export-nir", help="NIR graph of an integer model (for other SNN tools)")
     p.set_defaults(func=cmd_export_nir)
     p.add_argument("model")
-    p.add_argument("-o", "--output", required=True, metavar="GRAPH.nir")
-    p.add_argument("--dt", type=float, default=DEFAULT_DT, help=f"time step in seconds (default {DEFAULT_DT:g})")
-    p.add_argument("--json", metavar="PATH", help="also write the printed figures to this JSON file")
+    output_option(p, "-o", "--output", required=True, metavar="GRAPH.nir")
+    p.add_argument("--dt", type=positive, default=DEFAULT_DT, help=f"time step in seconds (default {DEFAULT_DT:g})")
+    output_option(p, "--json", metavar="PATH", help="also write the printed figures to this JSON file")
 
 
 def import_config(args):

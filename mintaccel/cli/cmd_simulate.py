@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 
-from mintaccel.cli import report
-from mintaccel.core.files import atomic_open
+from mintaccel.cli import integer, output_option, positive, report
 from mintaccel.core.errors import UserError
 
 PLOTS = ("energy.png", "cycles.png", "raster.png")
@@ -24,16 +22,17 @@ def register(sub) -> None:
     p.add_argument("--dataset", choices=DATASETS, help="default input when --input is not given "
                    "(default: digits, or mnist for a model of 0..255 pixels)")
     p.add_argument("--data-dir", help="folder of MNIST IDX files (default ../shared/data/mnist-test)")
-    p.add_argument("--clock", type=float, default=48.0, metavar="MHZ", help="clock frequency in MHz (default 48)")
+    p.add_argument("--clock", type=positive, default=48.0, metavar="MHZ", help="clock frequency in MHz (default 48)")
     p.add_argument("--n-pe", type=int, default=8, metavar="N",
                    help="processing elements; the build is HwConfig.for_model(model, N) (default 8)")
     p.add_argument("--energy-table", metavar="JSON", help="override entries of the per-event energy table (docs/energy.md)")
-    p.add_argument("--input-gap", type=int, default=0, metavar="CYCLES",
+    p.add_argument("--input-gap", type=integer(0), default=0, metavar="CYCLES",
                    help="host stall model: idle cycles before each spikes_in word (default 0: never stalls)")
-    p.add_argument("--output-gap", type=int, default=0, metavar="CYCLES",
+    p.add_argument("--output-gap", type=integer(0), default=0, metavar="CYCLES",
                    help="host stall model: cycles before the host takes each spikes_out word (default 0)")
-    p.add_argument("--out", metavar="DIR", help="write the plots (PNG) into this folder (created if missing)")
-    p.add_argument("--json", metavar="PATH", help="also write the printed figures to this JSON file")
+    output_option(p, "--out", folder=True, metavar="DIR",
+                  help="write the plots (PNG) to this folder, replaced whole (for example mintaccel-sim)")
+    output_option(p, "--json", metavar="PATH", help="also write the printed figures to this JSON file")
 
 
 def _inputs(args, model):
@@ -49,19 +48,8 @@ def _inputs(args, model):
     return spikes, split.y_test, split.description + " (test part)"
 
 
-def _check_out(out) -> Path | None:
-    if not out:
-        return None
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path}: exists and is not a folder")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not path.exists() and not parent.is_dir():
-        raise UserError(f"--out {path}: parent folder {parent} does not exist")
-    return path
-
-
 def cmd_simulate(args) -> int:
+    from mintaccel.core.files import atomic_folder
     from mintaccel.core.hwconfig import HwConfig, check_fits
     from mintaccel.model_export.format import load_model
     from mintaccel.core.shipped import shipped_model_path
@@ -71,12 +59,7 @@ def cmd_simulate(args) -> int:
     from mintaccel.sim.energy import DEFAULT, estimate, load_table
     from mintaccel.sim.reference import check_input
 
-    # ---- validate everything before computing or writing anything
-    if not (math.isfinite(args.clock) and args.clock > 0):
-        raise UserError(f"--clock must be a positive number of MHz, not {args.clock}")
-    if args.input_gap < 0 or args.output_gap < 0:
-        raise UserError("--input-gap and --output-gap must be >= 0")
-    out = _check_out(args.out)
+    # ---- validate everything before computing or writing anything (ranges and outputs: the parser)
     table = load_table(args.energy_table) if args.energy_table else DEFAULT
     model_path = Path(args.model) if args.model else shipped_model_path()
     model = load_model(model_path)
@@ -87,7 +70,7 @@ def cmd_simulate(args) -> int:
     spikes = check_input(model, spikes)
     if len(spikes) == 0:
         raise UserError("input spikes hold no samples")
-    labels = check_labels(labels, len(spikes))
+    labels = check_labels(labels, len(spikes), model.n_outputs if args.labels else None)
 
     # ---- simulate
     stall = FixedGap(args.input_gap, args.output_gap)
@@ -100,24 +83,26 @@ def cmd_simulate(args) -> int:
     shape = " -> ".join(str(n) for n in [model.n_inputs] + [l.n_out for l in model.layers])
     _print(summary, result, est, model_path, shape, data)
 
-    # ---- write: plots rendered in memory first, each file written whole or not at all
+    # ---- write: plots rendered first, the folder written whole or not at all
     written = []
-    if out is not None:
+    if args.out:
+        out = Path(args.out)
         title = f"{model_path.name} ({shape}, T = {model.timesteps}), n_pe = {cfg.n_pe}"
         from mintaccel.sim.cycle import plots
         images = {"energy.png": plots.energy_png(est, title), "cycles.png": plots.cycles_png(result, args.clock, title),
                   "raster.png": plots.raster_png(result, 0, f"spike raster, sample 0 ({title})")}
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"--out {out}: cannot create folder ({e.strerror})") from None
-        for name, png in images.items():
-            with atomic_open(out / name, "wb") as f:
-                f.write(png)
-            written.append(str(out / name))
+        with atomic_folder(out) as tmp:
+            for name, png in images.items():
+                (tmp / name).write_bytes(png)
+        written = [str(out / name) for name in images]
         report.err_console.print(f"plots written to {out}/ ({', '.join(images)})")
     report.maybe_json(args.json, _json(summary, result, est, model_path, data, stall, written))
     return 0
+
+
+def effective_share(s: dict) -> float:
+    """Effective SOPs / dense SOPs of a summary (sim/cycle/summary.py figures)."""
+    return s["effective_sops_per_inference"] / s["sops_per_inference"] if s["sops_per_inference"] else 0.0
 
 
 def _print(s: dict, result, est, model_path: Path, shape: str, data: str) -> None:
@@ -134,16 +119,23 @@ def _print(s: dict, result, est, model_path: Path, shape: str, data: str) -> Non
     rows += [
         ("cycles per inference", f"{s['cycles_per_inference']:,.1f} mean ({s['cycles_min']:,} .. {s['cycles_max']:,}){stall}"),
         ("latency per inference", f"{s['latency_us']:,.2f} us ({s['inferences_per_second']:,.0f} inferences/s)"),
-        ("synaptic ops per inference", f"{s['sops_per_inference']:,.0f} useful, {s['lane_ops_per_inference']:,.0f} "
-                                       f"PE lane-ops ({report.percent(s['pe_utilisation'])} useful)"),
-        ("throughput", f"{s['sops_per_second'] / 1e6:,.1f} M synaptic ops/s"),
-        ("energy per inference, compute only (estimate)", f"{s['energy_compute_pj'] / 1e3:,.3f} nJ "
-                                                          f"({s['energy_per_sop_compute_pj']:.4f} pJ per synaptic op)"),
-        ("energy per inference, with memory (estimate)", f"{s['energy_total_pj'] / 1e3:,.3f} nJ "
-                                                         f"({s['energy_per_sop_total_pj']:.4f} pJ per synaptic op)"),
+        ("effective synaptic ops per inference", f"{s['effective_sops_per_inference']:,.1f} (NeuroBench's effective SOPs: "
+                                                 "input spike x nonzero weight)"),
+        ("dense synaptic ops per inference", f"{s['sops_per_inference']:,.1f} (input spike x weight slot, zero "
+                                             f"weights included: {report.percent(effective_share(s))} effective)"),
+        ("PE lane operations per inference", f"{s['lane_ops_per_inference']:,.0f} (dense SOPs plus padding lanes: "
+                                             f"{report.percent(s['pe_utilisation'])} are dense SOPs)"),
+        ("throughput", f"{s['effective_sops_per_second'] / 1e6:,.1f} M effective SOP/s "
+                       f"({s['sops_per_second'] / 1e6:,.1f} M dense)"),
+        ("energy per inference, compute only (estimate)",
+         f"{s['energy_compute_pj'] / 1e3:,.3f} nJ ({s['energy_per_effective_sop_compute_pj']:.4f} pJ per effective SOP, "
+         f"{s['energy_per_sop_compute_pj']:.4f} per dense SOP)"),
+        ("energy per inference, with memory (estimate)",
+         f"{s['energy_total_pj'] / 1e3:,.3f} nJ ({s['energy_per_effective_sop_total_pj']:.4f} pJ per effective SOP, "
+         f"{s['energy_per_sop_total_pj']:.4f} per dense SOP)"),
         ("vanilla uniform quantization (estimate)", f"compute {s['vanilla_energy_compute_pj'] / 1e3:,.3f} nJ, "
                                                     f"with memory {s['vanilla_energy_total_pj'] / 1e3:,.3f} nJ"),
-        ("MINT vs vanilla, compute (estimate)", f"x{s['mint_vs_vanilla_compute_ratio']:.3f} "
+        ("MINT vs vanilla, compute (estimate; lower is better)", f"x{s['mint_vs_vanilla_compute_ratio']:.3f} "
                                                 f"({report.percent(1 - s['mint_vs_vanilla_compute_ratio'])} less; MINT paper: about 90%)"),
         ("MINT vs vanilla, with memory (estimate)", f"x{s['mint_vs_vanilla_total_ratio']:.3f} "
                                                     f"({report.percent(1 - s['mint_vs_vanilla_total_ratio'])} less)"),
@@ -155,15 +147,16 @@ def _print(s: dict, result, est, model_path: Path, shape: str, data: str) -> Non
 
     act, ph = result.activity, result.phases
     t = Table(title="per layer (means per inference)", title_justify="left")
-    for c in ("layer", "in -> out", "W x G", "input events", "spikes out", "synaptic ops", "cycles",
+    for c in ("layer", "in -> out", "W x G", "input events", "spikes out", "effective SOPs", "dense SOPs", "cycles",
               "compute (est.)", "memory (est.)"):
         t.add_column(c, justify="right")
     layer_cycles = ph.layer_step.sum(axis=1).mean(axis=0)
+    pe = result.blocks["pe_array"].ops
     for l, layer in enumerate(result.model.layers):
         pl = est.per_layer[l]
         t.add_row(str(l), f"{layer.n_in} -> {layer.n_out}", f"{act.words[l]} x {act.groups[l]}",
                   f"{act.events[:, :, l].sum(axis=1).mean():,.1f}", f"{act.spikes[:, :, l].sum(axis=1).mean():,.1f}",
-                  f"{result.blocks['pe_array'].ops['sops'][:, l].mean():,.0f}", f"{layer_cycles[l]:,.1f}",
+                  f"{pe['additions'][:, l].mean():,.0f}", f"{pe['sops'][:, l].mean():,.0f}", f"{layer_cycles[l]:,.1f}",
                   f"{pl['compute_pj']:,.1f} pJ", f"{pl['memory_pj']:,.1f} pJ")
     report.console.print(t)
 
@@ -208,6 +201,7 @@ def _json(s: dict, result, est, model_path: Path, data: str, stall, plots: list)
             "events_per_inference": float(act.events[:, :, l].sum(axis=1).mean()),
             "spikes_per_inference": float(act.spikes[:, :, l].sum(axis=1).mean()),
             "sops_per_inference": float(result.blocks["pe_array"].ops["sops"][:, l].mean()),
+            "effective_sops_per_inference": float(result.blocks["pe_array"].ops["additions"][:, l].mean()),
             "cycles_per_inference": float(ph.layer_step[:, :, l].sum(axis=1).mean()),
         } for l, layer in enumerate(result.model.layers)],
         "blocks": {name: b.mean() for name, b in result.blocks.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from mintaccel.core.errors import UserError
 
 
 def register(sub) -> None:
+    from mintaccel.cli import output_option
     from mintaccel.flows.targets import TARGETS
 
     p = sub.add_parser("synth", help="FPGA synthesis and place-and-route (Yosys, nextpnr): LUTs, Fmax, energy")
@@ -17,18 +19,21 @@ def register(sub) -> None:
     p.add_argument("--target", default="ice40-up5k", choices=tuple(TARGETS), help="FPGA (default ice40-up5k)")
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
     p.add_argument("--n-pe", type=int, default=8, metavar="N", help="processing elements (default 8)")
-    p.add_argument("--out", metavar="DIR", help="build folder for logs and netlists (default build/synth/<target>)")
+    output_option(p, "--out", folder=True, metavar="DIR",
+                  help="build folder for logs and netlists, replaced whole (default build/synth/<target>)")
     p.add_argument("--freq", type=float, metavar="MHZ", help="clock constraint for nextpnr (default: the target's goal)")
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax)")
     p.add_argument("--no-breakdown", action="store_true", help="skip the per-module (unflattened) synthesis")
     p.add_argument("--input", metavar="NPY", help="input spikes for latency and energy (default: the digits test split)")
     p.add_argument("--labels", metavar="NPY", help="labels for --input (accuracy)")
     p.add_argument("--fpga-energy-table", metavar="JSON", help="override entries of the FPGA energy table")
-    p.add_argument("--check-baseline", action="store_true",
-                   help="compare with flows/baselines.json; exit 1 on a regression beyond the tolerances")
-    p.add_argument("--write-baseline", action="store_true",
-                   help="record this run as the target's baseline in flows/baselines.json")
-    p.add_argument("--json", metavar="PATH", help="also write the report to this JSON file")
+    p.add_argument("--check-baseline", nargs="?", const="", metavar="PATH",
+                   help="compare with the committed baselines (or the baselines file PATH); exit 1 on a regression "
+                        "beyond the tolerances. A build without a baseline is refused before synthesis")
+    output_option(p, "--write-baseline", metavar="PATH",
+                  help="record this run as the target's baseline in the baselines file PATH (its other entries "
+                       "kept; a new file starts from the committed one), e.g. flows/baselines.json in a checkout")
+    output_option(p, "--json", metavar="PATH", help="also write the report to this JSON file")
 
     p = sub.add_parser("sweep", help="design-space sweep: N_PE x weight format x membrane bits, Pareto plots (long)")
     p.set_defaults(func=cmd_sweep)
@@ -42,8 +47,9 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=int, default=64, help="hidden neurons (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax, latency in cycles only)")
-    p.add_argument("--out", metavar="DIR", default="build/sweep", help="output folder (default build/sweep)")
-    p.add_argument("--json", metavar="PATH", help="also write the rows to this JSON file")
+    output_option(p, "--out", folder=True, default="build/sweep",
+                  help="output folder; a rerun reuses its trained models and rebuilds every point (default build/sweep)")
+    output_option(p, "--json", metavar="PATH", help="also write the rows to this JSON file")
 
 
 # ---------------------------------------------------------------- synth
@@ -80,31 +86,56 @@ def _inputs(args, model):
 
 
 def _out_dir(args, target) -> Path:
-    out = Path(args.out) if args.out else Path("build") / "synth" / target.name
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: not a folder")
+    """The build folder; the default one is checked here, `--out` by the CLI before the command runs."""
+    from mintaccel.core.files import check_output_folder
+    if args.out:
+        return Path(args.out)
+    out = Path("build") / "synth" / target.name
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+        raise UserError(f"cannot make the build folder {out}: {e.strerror}") from None
+    check_output_folder(out, "build folder")
     return out
 
 
+def _baselines(args, target, cfg) -> dict | None:
+    """The baselines --check-baseline compares with, refused now if they hold nothing for this build."""
+    from mintaccel.flows import report as freport
+    if args.check_baseline is None:
+        return None
+    baselines = freport.load_baselines(args.check_baseline or None)
+    why = freport.baseline_mismatch(baselines, target.name, cfg)
+    if why:
+        where = args.check_baseline or f"{freport.BASELINES_NAME} (package data)"
+        raise UserError(f"--check-baseline: {why} in {where}: nothing to compare with")
+    return baselines
+
+
 def cmd_synth(args) -> int:
+    from mintaccel.core.files import write_json
     from mintaccel.flows import report as freport
     from mintaccel.flows.energy import load_fpga_table
+    from mintaccel.flows.fit import check_device
     from mintaccel.flows.flow import run_flow, stage_count
     from mintaccel.flows.targets import get_target
 
+    # every check first: a bad option costs seconds, not the minutes of synthesis
     target = get_target(args.target)
     path, model, cfg = _load(args)
-    if args.freq is not None and not args.freq > 0:
+    if args.freq is not None and not (math.isfinite(args.freq) and args.freq > 0):
         raise UserError(f"--freq must be a positive number of MHz, not {args.freq}")
+    check_device(cfg, target)
     table = load_fpga_table(args.fpga_energy_table) if args.fpga_energy_table else None
     spikes, labels, data = _inputs(args, model)
     if args.write_baseline and (args.model or args.n_pe != 8 or args.no_pnr or args.freq):
         raise UserError("--write-baseline records the default build only (shipped model, n_pe 8, with P&R, default clock)")
+    baselines = _baselines(args, target, cfg)
+    recorded = None
+    if args.write_baseline:  # the file it updates: PATH's entries, or the committed ones for a new file
+        recorded = freport.load_baselines(args.write_baseline if Path(args.write_baseline).exists() else None)
     out = _out_dir(args, target)
+
     ui.err_console.print(f"synthesizing {path.name} for {target.device}; logs in {out}/")
     total = stage_count(not args.no_breakdown, not args.no_pnr, spikes is not None)
     with ui.progress(f"synth {target.name}", total) as advance:
@@ -112,31 +143,49 @@ def cmd_synth(args) -> int:
                        spikes=spikes, labels=labels, freq_mhz=args.freq, energy_table=table, advance=advance,
                        model_path=str(path))
     rep["inputs"] = data
-    from mintaccel.core.files import write_json
-    freport.print_report(rep, target)
-    status = _baseline_check(rep) if args.check_baseline else 0
+    print_report(rep, target)
+    status = _baseline_check(rep, baselines, args.check_baseline) if baselines is not None else 0
     write_json(out / "report.json", rep)
     if args.write_baseline:
-        baselines = freport.load_baselines()
-        baselines[target.name] = freport.baseline_entry(rep)
-        write_json(freport.BASELINES, baselines)
-        ui.err_console.print(f"baseline for {target.name} written to {freport.BASELINES}")
+        recorded[target.name] = freport.baseline_entry(rep)
+        write_json(args.write_baseline, recorded)
+        ui.err_console.print(f"baseline for {target.name} written to {args.write_baseline}")
     ui.maybe_json(args.json, rep)
     return status
 
 
-def _baseline_check(rep: dict) -> int:
+def print_report(report: dict, target) -> None:
+    """The synthesis report's tables (rows from flows.report) on the console."""
+    from rich.table import Table
+
     from mintaccel.flows import report as freport
-    result = freport.compare_baseline(rep)
-    rep["baseline"] = {"status": result["status"], "rows": [list(r) for r in result["rows"]]}
-    if result["status"] in ("no baseline", "other config"):
-        ui.err_console.print(f"baseline check: {result['status']} for this build; nothing compared")
-        return 0
+    ui.table(f"mintaccel synth: {report['target']}", freport.summary_rows(report, target))
+    t = Table(title="memories: where synthesis put them", title_justify="left")
+    for col in ("memory", "depth x width", "read", "mapped to", "primitives", "modes"):
+        t.add_column(col)
+    for row in freport.memory_rows(report):
+        t.add_row(*(str(v) for v in row))
+    ui.console.print(t)
+    if report.get("modules"):
+        t = Table(title="per module (synthesized without flattening: no cross-boundary optimisation)",
+                  title_justify="left")
+        for col in ("module", "LUTs", "FFs", "carry", "BRAM", "LUT RAM", "DSP"):
+            t.add_column(col, justify="left" if col == "module" else "right")
+        for row in freport.module_rows(report):
+            t.add_row(*(str(v) for v in row))
+        ui.console.print(t)
+
+
+def _baseline_check(rep: dict, baselines: dict, source: str) -> int:
+    from mintaccel.flows import report as freport
+    result = freport.compare_baseline(rep, baselines)
+    rep["baseline"] = {"status": result["status"], "source": source or f"{freport.BASELINES_NAME} (package data)",
+                       "rows": [list(r) for r in result["rows"]]}
     rows = [(m, f"{ref:g}", f"{now:g}", "-" if lim is None else f"{lim:g}", "ok" if ok else "REGRESSION")
             for m, ref, now, lim, ok in result["rows"]]
-    ui.table(f"baseline check ({freport.BASELINES.name})", rows, ("metric", "baseline", "now", "limit", ""))
+    ui.table(f"baseline check ({rep['baseline']['source']})", rows, ("metric", "baseline", "now", "limit", ""))
     if result["status"] != "ok":
-        bad = ", ".join(r[0] for r in result["rows"] if not r[4])
+        bad = ", ".join(r[0] for r in result["rows"] if not r[4]) or result["status"]
         print(f"mintaccel: baseline regression: {bad}", file=sys.stderr)
         return 1
     return 0
@@ -150,19 +199,25 @@ def cmd_sweep(args) -> int:
 
     target = get_target(args.target)
     for n in args.n_pe:
-        if n < 1:
-            raise UserError(f"--n-pe values must be at least 1, not {n}")
+        if not 1 <= n <= 64:
+            raise UserError(f"--n-pe values must be in 1..64, not {n}")
     if args.epochs < 1 or args.hidden < 1:
         raise UserError("--epochs and --hidden must be at least 1")
     points, skipped = sweep.grid(args.n_pe, args.schemes, args.weight_bits, args.membrane_bits)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = sweep.output_folder(args.out)  # --out and --json were checked before the command ran
     for note in skipped:
         ui.err_console.print(f"skipped: {note}")
     ui.err_console.print(f"sweep of {len(points)} points on {target.device}; results in {out}/")
-    with ui.progress("sweep", len(points)) as advance:
-        rows = sweep.run_sweep(points, target, out, epochs=args.epochs, hidden=args.hidden, seed=args.seed,
-                               pnr=not args.no_pnr, advance=advance)
+    finished: list[dict] = []
+    try:
+        with ui.progress("sweep", len(points)) as advance:
+            rows = sweep.run_sweep(points, target, out, epochs=args.epochs, hidden=args.hidden, seed=args.seed,
+                                   pnr=not args.no_pnr, advance=advance, on_row=finished.append)
+    except KeyboardInterrupt:
+        kept = f"the {len(finished)} finished points stay in {out / 'sweep.csv'}" if finished else "no point finished"
+        ui.err_console.print(f"sweep interrupted: {kept}; the unfinished point's build folder was removed, "
+                             f"trained models in {out / 'models'} are reused by a rerun")
+        raise
     marks = sweep.pareto(rows)
     for r, m in zip(rows, marks):
         r["pareto"] = m

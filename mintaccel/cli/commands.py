@@ -24,8 +24,15 @@ def train_config(args):
     n = max(len(weights), len(membranes))
     weights = weights * n if len(weights) == 1 else weights
     membranes = membranes * n if len(membranes) == 1 else membranes
+    if args.arch is not None and args.hidden is not None:
+        raise UserError("--arch and --hidden together: --arch describes the whole network (f<N> for dense layers)")
+    arch = args.arch or ""
+    if arch == "default":
+        from mintaccel.model_export.arch import DEFAULTS
+        arch = DEFAULTS[args.dataset]
     return TrainConfig(
-        dataset=args.dataset, data_dir=args.data_dir, hidden=tuple(args.hidden),
+        dataset=args.dataset, data_dir=args.data_dir, hidden=tuple(args.hidden if args.hidden is not None else [128]),
+        arch=arch,
         layers=tuple(LayerSpec(w, m) for w, m in zip(weights, membranes)),
         timesteps=args.timesteps, reset=args.reset, leak=args.leak, threshold=args.threshold,
         bias=args.bias, bias_bits=args.bias_bits, epochs=args.epochs, batch_size=args.batch_size,
@@ -41,7 +48,7 @@ def _train_with_progress(cfg, label: str, split):
 def _verified_export(result, meta: dict):
     """Export the trained net and check that the reference model reproduces its test predictions."""
     from mintaccel.model_export import datasets
-    from mintaccel.model_export.train import encoded, predict
+    from mintaccel.model_export.train import encoded, predict, predictions_digest
     from mintaccel.sim.reference import run_batched
     model = result.net.to_int_model(result.encoding, meta)
     split = datasets.load(result.config.dataset, result.config.data_dir)
@@ -49,7 +56,8 @@ def _verified_export(result, meta: dict):
     trace = run_batched(model, xte.numpy().astype(np.uint8))
     if not np.array_equal(trace.predictions, predict(result.net, xte)):
         raise RuntimeError("exported integer model disagrees with the torch eval model (a mintaccel bug)")
-    return model
+    # integer predictions reproduce on any machine, unlike the float training that made them
+    return dataclasses.replace(model, meta={**meta, "test_predictions_sha256": predictions_digest(trace.predictions)})
 
 
 def cmd_train(args) -> int:
@@ -78,18 +86,24 @@ def cmd_train(args) -> int:
         rows.append(("float SNN test accuracy", report.percent(base.test_accuracy)))
         rows.append(("float SNN training time", f"{base.seconds:.1f} s"))
     if args.output:
-        save_checkpoint(result, args.output)
         rows.append(("checkpoint", args.output))
+    model = None
     if args.export:
-        meta = {"trained_with": cfg.to_json(), "split": result.split, "test_accuracy": result.test_accuracy}
+        from mintaccel.model_export.train import environment
+        meta = {"trained_with": cfg.to_json(), "made_with": environment(), "split": result.split,
+                "test_accuracy": result.test_accuracy}
         if args.float_baseline:
             meta["float_baseline"] = {"test_accuracy": figures["float_baseline"]["test_accuracy"]}
         model = _verified_export(result, meta)
-        save_model(model, args.export)
         fp = model.footprint_bits()
         figures["footprint_bits"] = fp
         rows.append(("integer model", f"{args.export} (reference model agrees with torch on every test sample)"))
         rows.append(("memory vs fp32", f"{fp['quantized']:,} / {fp['fp32']:,} bits, {report.percent(fp['reduction'])} smaller"))
+    # every figure is computed: only now write the outputs, so a failure or Ctrl-C leaves none of them
+    if args.output:
+        save_checkpoint(result, args.output)
+    if model is not None:
+        save_model(model, args.export)
     report.table(f"mintaccel train: {', '.join(s.weights + '/' + s.membrane for s in cfg.layers)}", rows)
     report.maybe_json(args.json, figures)
     return 0
@@ -141,8 +155,10 @@ def cmd_info(args) -> int:
                   str(l["accumulator_bits"]), "-" if l["scale"] is None else f"{l['scale']:.4g}")
     report.console.print(t)
     report.table("memory footprint", report.footprint_rows(d["footprint_bits"]))
-    if model.meta.get("test_accuracy") is not None:
-        report.console.print(f"recorded test accuracy: {report.percent(model.meta['test_accuracy'])} ({model.meta.get('split', '')})")
+    if model.meta.get("test_accuracy") is not None:  # meta is free-form: print whatever it holds
+        split = model.meta.get("split")
+        report.console.print(f"recorded test accuracy: {report.recorded(model.meta['test_accuracy'])}"
+                             + (f" ({split})" if split else ""))
     d["meta"] = model.meta
     report.maybe_json(args.json, d)
     return 0
@@ -164,9 +180,9 @@ def cmd_encode(args) -> int:
     spikes, split = _dataset_inputs(args.dataset, args.data_dir, timesteps=args.timesteps)
     with atomic_open(args.output, "wb") as f:
         np.save(f, spikes)
-    if args.labels:
-        with atomic_open(args.labels, "wb") as f:
-            np.save(f, split.y_test.astype(np.uint8))
+        if args.labels:  # inside: if the labels fail, the spikes are not written either
+            with atomic_open(args.labels, "wb") as g:
+                np.save(g, split.y_test.astype(np.uint8))
     report.table("mintaccel encode", [("data", split.description + " (test part)"),
                                       ("spikes", f"{args.output}: uint8 {list(spikes.shape)}"),
                                       ("labels", args.labels or "-")])
@@ -186,6 +202,10 @@ def load_spikes(path) -> np.ndarray:
 def cmd_run(args) -> int:
     from mintaccel.model_export.format import load_model
     from mintaccel.sim.reference import run_batched
+    from mintaccel.sim.cycle.summary import check_labels
+    from mintaccel.sim.reference import check_input
+    if args.labels and not args.input:
+        raise UserError("--labels needs --input (the default input brings its own labels)")
     model = load_model(args.model)
     labels = None
     if args.input:
@@ -195,10 +215,8 @@ def cmd_run(args) -> int:
     else:
         spikes, split = _dataset_inputs(args.dataset, args.data_dir, model)
         labels = split.y_test
-    from mintaccel.sim.reference import check_input
     spikes = check_input(model, spikes)
-    if labels is not None and labels.shape != (len(spikes),):
-        raise UserError(f"labels must be shaped [{len(spikes)}], got {list(labels.shape)}")
+    labels = check_labels(labels, len(spikes), model.n_outputs if args.labels else None)
     with report.progress("reference model", len(spikes)) as advance:
         trace = run_batched(model, spikes, progress=advance)
     figures = {"samples": len(spikes), "predictions": trace.predictions.tolist(),
@@ -216,22 +234,32 @@ def cmd_run(args) -> int:
 
 # ---------------------------------------------------------------- demo
 
+SYNTH_DIR = "synth-ice40-up5k"
+
+
 def cmd_demo(args) -> int:
+    from mintaccel.core.files import atomic_folder
+    from mintaccel.core.hwconfig import HwConfig
+    from mintaccel.flows.targets import get_target
+    from mintaccel.hw.generate import TOP_NAME, generate
     from mintaccel.model_export.format import load_model
+    from mintaccel.sim.cycle import summary
     from mintaccel.sim.reference import run_batched
     path = Path(args.model) if args.model else shipped_model_path()
     model = load_model(path)
+    out = Path(args.out)
+    target = get_target("ice40-up5k")
     spikes, split = _dataset_inputs("digits", None, model)
     trace = run_batched(model, spikes)
     acc = float((trace.predictions == split.y_test).mean())
     fp = model.footprint_bits()
-    fmt = ", ".join(f"{l.weight_format}/{l.membrane_bits}b" for l in model.layers)
-    float_acc = model.meta.get("float_baseline", {}).get("test_accuracy")
+    baseline = model.meta.get("float_baseline")  # meta is free-form: show whatever it holds
+    float_acc = baseline.get("test_accuracy") if isinstance(baseline, dict) else baseline
     rows = [
         ("model", f"{path.name}: {' -> '.join(str(n) for n in [model.n_inputs] + [l.n_out for l in model.layers])}, "
-                  f"weights/membranes {fmt}, T = {model.timesteps}"),
+                  f"{report.formats_text(model)}, T = {model.timesteps}"),
         ("data", split.description + " (test part)"),
-        ("float SNN accuracy (recorded at training)", report.percent(float_acc) if float_acc is not None else "not recorded"),
+        ("float SNN accuracy (recorded at training)", report.recorded(float_acc)),
         ("quantized accuracy (integer reference model, now)", report.percent(acc)),
         ("weights + membranes", f"{fp['weights'] + fp['membranes']:,} bits"),
         ("same in fp32", f"{fp['fp32']:,} bits"),
@@ -240,52 +268,63 @@ def cmd_demo(args) -> int:
     figures = {"model": str(path), "data": split.description, "samples": len(spikes),
                "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp}
 
-    from mintaccel.sim.cycle import summary
     cyc = summary(model, spikes, split.y_test, args.clock)
     figures["cycle_accurate"] = cyc
+    goal = " (the UP5K build's clock goal)" if args.clock == target.freq_mhz else ""
     rows += [
         ("cycle-accurate simulator accuracy", report.percent(cyc["accuracy"])),
         ("cycles per inference (mean, min..max)",
          f"{cyc['cycles_per_inference']:,.0f} ({cyc['cycles_min']:,}..{cyc['cycles_max']:,}), {cyc['n_pe']} PEs"),
-        (f"latency per inference at {args.clock:g} MHz", f"{cyc['latency_us']:.1f} us"),
+        (f"latency per inference at {args.clock:g} MHz{goal}", f"{cyc['latency_us']:.1f} us"),
+        ("synaptic operations (SOP) per inference",
+         f"{cyc['effective_sops_per_inference']:,.0f} effective (NeuroBench: spike x nonzero weight), "
+         f"{cyc['sops_per_inference']:,.0f} dense (spike x weight slot)"),
         ("energy per inference, compute only (estimate)",
-         f"{cyc['energy_compute_pj'] / 1000:.3f} nJ ({cyc['energy_per_sop_compute_pj']:.3f} pJ/SOP)"),
+         f"{cyc['energy_compute_pj'] / 1000:.3f} nJ ({cyc['energy_per_effective_sop_compute_pj']:.3f} pJ per effective SOP)"),
         ("energy per inference, with memory (estimate)",
-         f"{cyc['energy_total_pj'] / 1000:.3f} nJ ({cyc['energy_per_sop_total_pj']:.3f} pJ/SOP)"),
+         f"{cyc['energy_total_pj'] / 1000:.3f} nJ ({cyc['energy_per_effective_sop_total_pj']:.3f} pJ per effective SOP)"),
         ("MINT vs vanilla uniform energy (compute / with memory)",
-         f"{cyc['mint_vs_vanilla_compute_ratio']:.3f} / {cyc['mint_vs_vanilla_total_ratio']:.3f} (45 nm estimate)"),
+         f"{cyc['mint_vs_vanilla_compute_ratio']:.3f} / {cyc['mint_vs_vanilla_total_ratio']:.3f} "
+         "(MINT energy / vanilla energy: lower is better; 45 nm estimate)"),
     ]
 
-    from mintaccel.core.hwconfig import HwConfig
-    from mintaccel.hw.generate import TOP_NAME, generate
     cfg = HwConfig.for_model(model)
-    rtl = Path(args.out) / "rtl"
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    generate(rtl, cfg, model)
-    rows.append(("accelerator Verilog", f"{rtl / (TOP_NAME + '.v')} ({cfg.n_pe} PEs, memories preloaded)"))
-    figures["verilog"] = str(rtl / (TOP_NAME + ".v"))
-    if not args.no_synth:
-        rows += _demo_synthesis(cfg, model, Path(args.out) / "synth-ice40-up5k", figures)
+    verilog = out / "rtl" / (TOP_NAME + ".v")
+    report.err_console.print(f"demo of {path.name}: writing the Verilog"
+                             + ("" if args.no_synth else f", then synthesis and place-and-route for {target.device}")
+                             + f" into {out}/")
+    with atomic_folder(out) as tmp:  # the whole folder or nothing, also on Ctrl-C
+        generate(tmp / "rtl", cfg, model)
+        rows.append(("accelerator Verilog", f"{verilog} ({cfg.n_pe} PEs, memories preloaded)"))
+        figures["verilog"] = str(verilog)
+        if not args.no_synth:
+            rows += _demo_synthesis(cfg, model, target, tmp / SYNTH_DIR, out / SYNTH_DIR, cyc, figures)
     report.table("mintaccel demo", rows, ("", ""))
     report.maybe_json(args.json, figures)
     return 0
 
 
-def _demo_synthesis(cfg, model, out: Path, figures: dict) -> list[tuple]:
-    """Area and Fmax of the default build on iCE40 UP5K; a tool failure becomes a row, not an abort."""
+def _demo_synthesis(cfg, model, target, build: Path, final: Path, cyc: dict, figures: dict) -> list[tuple]:
+    """Area and Fmax of the default build on iCE40 UP5K, and the latency at that Fmax; a tool failure
+    becomes a row, not an abort. `build` is where the flow runs, `final` where its files end up."""
     from mintaccel.flows.flow import run_flow, stage_count
-    from mintaccel.flows.targets import get_target
-    target = get_target("ice40-up5k")
     try:
         with report.progress("synthesis (iCE40 UP5K)", stage_count(False, True, False)) as advance:
-            rep = run_flow(cfg, model, target, out, breakdown=False, pnr=True, advance=advance)
+            rep = run_flow(cfg, model, target, build, breakdown=False, pnr=True, advance=advance)
     except UserError as e:
         return [("iCE40 UP5K synthesis", f"failed: {e}")]
     syn, pnr = rep["synthesis"], rep.get("pnr") or {}
+    fmax = pnr.get("fmax_mhz")
     figures["ice40_up5k"] = {"luts": syn["luts"], "ffs": syn["ffs"], "bram": syn["bram"], "dsp": syn["dsp"],
-                             "fmax_mhz": pnr.get("fmax_mhz")}
-    return [
-        ("iCE40 UP5K area (Yosys)", f"{syn['luts']:,} LUTs, {syn['ffs']:,} FFs, {syn['bram']} block RAMs, "
-                                    f"{syn['dsp']} DSP, {rep['generic']['multipliers']} multipliers"),
-        ("iCE40 UP5K Fmax (nextpnr)", f"{pnr.get('fmax_mhz', 0):.1f} MHz (reports in {out})"),
+                             "fmax_mhz": fmax, "goal_mhz": target.freq_mhz,
+                             "goal_met": None if fmax is None else fmax >= target.freq_mhz,
+                             "latency_us_at_fmax": None if not fmax else cyc["cycles_per_inference"] / fmax}
+    rows = [("iCE40 UP5K area (Yosys)", f"{syn['luts']:,} LUTs, {syn['ffs']:,} FFs, {syn['bram']} block RAMs, "
+                                        f"{syn['dsp']} DSP, {rep['generic']['multipliers']} multipliers")]
+    if not fmax:
+        return rows + [("iCE40 UP5K Fmax (nextpnr)", f"not reported (reports in {final})")]
+    verdict = "met" if fmax >= target.freq_mhz else "NOT met"
+    return rows + [
+        ("iCE40 UP5K Fmax (nextpnr)", f"{fmax:.1f} MHz: the {target.freq_mhz:g} MHz goal is {verdict} (reports in {final})"),
+        (f"latency per inference at the achieved {fmax:.1f} MHz", f"{cyc['cycles_per_inference'] / fmax:.1f} us"),
     ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -46,6 +48,27 @@ def progress(description: str, total: int):
 
 def percent(x: float) -> str:
     return f"{100 * x:.2f}%"
+
+
+def recorded(value) -> str:
+    """A fraction read from a model's free-form `meta`: a percentage if it is a number, else as written."""
+    if value is None:
+        return "not recorded"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return percent(value)
+    return f"{json.dumps(value)} (as recorded, not a number)"
+
+
+_SCHEME_NAMES = {"uniform": "uniform", "pot": "power-of-two", "binary": "binary"}
+
+
+def formats_text(model) -> str:
+    """The number formats in words: `2-bit uniform weights, 2-bit membranes` (per layer if they differ)."""
+    per = [f"{l.weight_format.bits}-bit {_SCHEME_NAMES[l.weight_format.scheme]} weights, {l.membrane_bits}-bit membranes"
+           for l in model.layers]
+    if len(set(per)) == 1:
+        return per[0]
+    return "; ".join(f"layer {i}: {text}" for i, text in enumerate(per))
 
 
 def footprint_rows(fp: dict) -> list[tuple]:

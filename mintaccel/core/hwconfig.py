@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 from dataclasses import dataclass
 
+from mintaccel.core.encodings import MEMBRANE_BITS, address_bits
 from mintaccel.core.errors import UserError
 from mintaccel.core.model import IntModel, WeightFormat, narrow_max
+
+THRESHOLD_LATENCY = 5
+"""Cycles from a threshold unit's input (a group's FIRE) to its result (the group's write-back), which is
+also a layer's DRAIN (docs/microarchitecture.md, "Threshold pipeline"): the RTL's pipeline depth
+(hw.threshold_unit.ThresholdUnit.LATENCY) and the cycle model's LAYER_DRAIN are both this constant."""
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -14,9 +22,7 @@ def ceil_div(a: int, b: int) -> int:
 
 def weight_max_for_bits(bits: int) -> int:
     """Largest |weight| of any format whose storage fits in `bits` bits."""
-    return max(WeightFormat(s, b).max_magnitude
-               for s, bs in (("uniform", (2, 3, 4, 8)), ("binary", (1,)), ("pot", (2, 3, 4)))
-               for b in bs if b <= bits)
+    return max(f.max_magnitude for f in WeightFormat.every() if f.bits <= bits)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,10 @@ class HwConfig:
     """Accumulator width in bits; 0 derives the smallest width no accepted layer can overflow."""
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # a JSON config can hold anything: a string is not a TypeError
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise UserError(f"hardware config: {f.name} must be an integer, not {v!r}")
         checks = [
             (1 <= self.n_pe <= 64, "n_pe must be in 1..64"),
             (1 <= self.max_layers <= 15, "max_layers must be in 1..15"),
@@ -52,21 +62,22 @@ class HwConfig:
             (1 <= self.max_neurons <= 65536, "max_neurons must be in 1..65536"),
             (1 <= self.max_timesteps <= 4096, "max_timesteps must be in 1..4096"),
             (1 <= self.weight_bits <= 8, "weight_bits must be in 1..8"),
-            (self.membrane_bits in (2, 3, 4, 8), "membrane_bits must be 2, 3, 4 or 8"),
+            (self.membrane_bits in MEMBRANE_BITS, "membrane_bits must be 2, 3, 4 or 8"),
             (self.bias_bits == 0 or 2 <= self.bias_bits <= 16, "bias_bits must be 0 or 2..16"),
             (1 <= self.weight_depth <= 65536, "weight_depth must be in 1..65536"),
             (1 <= self.membrane_depth <= 65536, "membrane_depth must be in 1..65536"),
-            (self.max_neurons % self.n_pe == 0, "max_neurons must be a multiple of n_pe"),
-            (self.acc_bits == 0 or self.acc_bits >= self.min_acc_bits,
-             f"acc_bits must be 0 (derived) or at least {self.min_acc_bits}"),
+            (self.n_pe < 1 or self.max_neurons % self.n_pe == 0, "max_neurons must be a multiple of n_pe"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserError(f"hardware config: {message}")
+        if self.acc_bits != 0 and self.acc_bits < self.min_acc_bits:  # only once the widths it needs are valid
+            raise UserError(f"hardware config: acc_bits must be 0 (derived) or at least {self.min_acc_bits}")
 
     @property
     def min_acc_bits(self) -> int:
-        """docs/arithmetic.md section 3 for the largest layer this build accepts (threshold included)."""
+        """docs/arithmetic.md section 3's bitlength(B) + 1 for the largest layer this build accepts. A
+        threshold above that B needs a wider accumulator: `acc_bits` (for_model sets it)."""
         bias = narrow_max(self.bias_bits) if self.bias_bits else 0
         bound = narrow_max(self.membrane_bits) + self.max_inputs * weight_max_for_bits(self.weight_bits) + bias
         return bound.bit_length() + 1
@@ -82,7 +93,7 @@ class HwConfig:
     @property
     def index_bits(self) -> int:
         """Bits of an input index (event memory word)."""
-        return max(1, (self.max_inputs - 1).bit_length())
+        return address_bits(self.max_inputs)
 
     @property
     def spike_words(self) -> int:
@@ -90,9 +101,14 @@ class HwConfig:
 
     @classmethod
     def for_model(cls, model: IntModel, n_pe: int = 8, **overrides) -> "HwConfig":
-        """The smallest build of the default shape that runs `model`."""
+        """The smallest build of the default shape that runs `model`.
+
+        The accumulator is derived from the bound B of the build (`min_acc_bits`) unless a threshold of
+        the model needs more (A = max(bitlength(B), bitlength(theta)) + 1, docs/arithmetic.md section 3):
+        then `acc_bits` is set to what the largest threshold needs."""
         if not isinstance(n_pe, int) or not 1 <= n_pe <= 64:
             raise UserError(f"hardware config: n_pe must be in 1..64, not {n_pe}")
+        refuse_conv(model)
         need = layout(model, n_pe)
         fields = dict(
             n_pe=n_pe,
@@ -107,7 +123,11 @@ class HwConfig:
             membrane_depth=max(1, need.groups),
         )
         fields.update(overrides)
-        return cls(**fields)
+        cfg = cls(**fields)
+        theta_bits = max(l.threshold for l in model.layers).bit_length() + 1
+        if "acc_bits" not in overrides and theta_bits > cfg.accumulator_bits:
+            cfg = dataclasses.replace(cfg, acc_bits=theta_bits)
+        return cfg
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,18 @@ class Layout:
     """Membrane words used."""
 
 
+def refuse_conv(model: IntModel) -> None:
+    """The accelerator runs dense networks (docs/arithmetic.md version 1); say so in one line for a
+    model with conv2d, pool or flatten layers, before any hardware work starts."""
+    if not model.dense_only:
+        kinds = ", ".join(sorted({l.kind for l in model.layers if l.kind != "dense"}))
+        raise UserError(f"this model has {kinds} layers: the accelerator (simulate, generate, synth, regress) "
+                        "runs dense layers only for now; `mintaccel run` and `mintaccel info` handle conv models")
+
+
 def layout(model: IntModel, n_pe: int) -> Layout:
     """Where each layer lives in the memories (docs/microarchitecture.md, 'Memories and their layout')."""
+    refuse_conv(model)
     placements, wbase, mbase = [], 0, 0
     for layer in model.layers:
         g = ceil_div(layer.n_out, n_pe)

@@ -9,7 +9,8 @@ The three overhead cycles of a group are split as the RTL (hw/controller.py) spe
 the membrane and bias words, issue the first event read), one pipeline-drain cycle at the end of ACC
 (event index -> weight read -> accumulate is two stages deep), FIRE (the threshold pipeline takes
 H = u + acc). The threshold pipeline writes each group back 5 cycles after its FIRE, overlapping the
-next group; after a layer's last group DRAIN waits those 5 cycles (hw.threshold_unit.LATENCY).
+next group; after a layer's last group DRAIN waits those 5 cycles (core.hwconfig.THRESHOLD_LATENCY,
+which the RTL's ThresholdUnit.LATENCY is too).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mintaccel.core.hwconfig import HwConfig, check_fits
+from mintaccel.core.encodings import address_bits
+from mintaccel.core.hwconfig import THRESHOLD_LATENCY, HwConfig, check_fits
 from mintaccel.core.errors import UserError
 from mintaccel.sim.cycle import (bias_memory, event_memory, host_interface, membrane_memory, pe_array, spike_buffer,
                        spike_encoder, threshold_unit, weight_memory)
@@ -39,7 +41,7 @@ GROUP_START = 1        # per group: read membrane / bias word, issue the first e
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
 GROUP_DRAIN = 1        # per group: the last event leaves the two-stage event -> weight pipeline
 GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
-LAYER_DRAIN = 5        # per layer and step: the threshold pipeline's last write-back (its latency)
+LAYER_DRAIN = THRESHOLD_LATENCY  # per layer and step: the threshold pipeline's last write-back (5)
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
 
 
@@ -219,7 +221,7 @@ def controller_counts(act: Activity, phases: PhaseCycles, stalls: Stalls, total:
         ops={"additions": acc_cycles + group_count,
              "setups": phases.setup.sum(axis=1) // SETUP,
              "groups": group_count},
-        op_bits={"additions": max(1, (cfg.weight_depth - 1).bit_length())},
+        op_bits={"additions": address_bits(cfg.weight_depth)},
     )
 
 

@@ -9,12 +9,19 @@ from mintaccel.sim.energy import EnergyEstimate, EnergyTable, estimate
 
 
 def figures(result, est: EnergyEstimate, labels: np.ndarray | None, clock_mhz: float) -> dict:
-    """Accuracy, cycles, latency, throughput and energy (estimate) per inference."""
+    """Accuracy, cycles, latency, throughput and energy (estimate) per inference.
+
+    Synaptic operations under the community's names: `sops_*` are dense SOPs, one per (input spike,
+    weight slot) pair, zero weights included (E * n_out); `effective_sops_*` are NeuroBench's effective
+    SOPs, one per (input spike, nonzero weight) pair: the PE additions that change an accumulator.
+    `lane_ops` adds the padding lanes of the last neuron group to the dense count.
+    """
     hz = clock_mhz * 1e6
     cycles = result.cycles
     mean_cycles = float(cycles.mean())
     latency = mean_cycles / hz
     sops = float(result.useful_sops.mean())
+    effective = float(effective_sops(result).mean())
     lane_ops = float(result.lane_ops.mean())
     return {
         "samples": int(result.batch),
@@ -28,14 +35,18 @@ def figures(result, est: EnergyEstimate, labels: np.ndarray | None, clock_mhz: f
         "latency_us": latency * 1e6,
         "inferences_per_second": 1 / latency,
         "sops_per_inference": sops,
+        "effective_sops_per_inference": effective,
         "lane_ops_per_inference": lane_ops,
         "pe_utilisation": sops / lane_ops if lane_ops else 0.0,
         "sops_per_second": sops / latency,
+        "effective_sops_per_second": effective / latency,
         "energy_is_estimate": True,
         "energy_compute_pj": est.compute_pj,
         "energy_total_pj": est.total_pj,
         "energy_per_sop_compute_pj": est.per_sop(est.compute_pj),
         "energy_per_sop_total_pj": est.per_sop(est.total_pj),
+        "energy_per_effective_sop_compute_pj": est.compute_pj / effective if effective else float("nan"),
+        "energy_per_effective_sop_total_pj": est.total_pj / effective if effective else float("nan"),
         "vanilla_energy_compute_pj": est.vanilla_compute_pj,
         "vanilla_energy_total_pj": est.vanilla_total_pj,
         "mint_vs_vanilla_compute_ratio": est.compute_ratio,
@@ -44,7 +55,14 @@ def figures(result, est: EnergyEstimate, labels: np.ndarray | None, clock_mhz: f
     }
 
 
-def check_labels(labels, batch: int) -> np.ndarray | None:
+def effective_sops(result) -> np.ndarray:
+    """int64 [B]: NeuroBench's effective synaptic operations per sample, (input spike, nonzero weight)
+    pairs: the PE array's `additions` (docs/energy.md)."""
+    return result.blocks["pe_array"].per_sample("additions")
+
+
+def check_labels(labels, batch: int, n_classes: int | None = None) -> np.ndarray | None:
+    """Labels for `batch` samples: integers, and classes of the model (0..n_classes-1) if it is given."""
     if labels is None:
         return None
     y = np.asarray(labels)
@@ -52,6 +70,9 @@ def check_labels(labels, batch: int) -> np.ndarray | None:
         raise UserError(f"labels must be shaped [{batch}], got {list(y.shape)}")
     if not np.issubdtype(y.dtype, np.integer):
         raise UserError(f"labels must be integers, got dtype {y.dtype}")
+    if n_classes is not None and y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise UserError(f"labels must be classes 0..{n_classes - 1} (the model has {n_classes} outputs), "
+                        f"found {y.min()}..{y.max()}")
     return y
 
 
@@ -59,9 +80,9 @@ def summary(model, spikes, labels=None, clock_mhz: float = 48.0, *, n_pe: int = 
             table: EnergyTable | None = None, stall_model=None) -> dict:
     """Simulate `spikes` (uint8 [batch, T, inputs]) on the default build for `model` and summarise.
 
-    Returns accuracy (None without labels), cycles and latency per inference, useful synaptic ops per
-    second, energy per inference (compute-only and with memory; estimates), energy per synaptic op and
-    the MINT vs vanilla-uniform energy ratios. The host never stalls unless `stall_model` says so
+    Returns accuracy (None without labels), cycles and latency per inference, dense and effective
+    synaptic operations (see `figures`), energy per inference (compute-only and with memory;
+    estimates), energy per synaptic op and the MINT vs vanilla-uniform energy ratios. The host never stalls unless `stall_model` says so
     (sim/cycle/stalls.py).
     """
     from mintaccel.sim.cycle.controller import simulate
@@ -69,6 +90,6 @@ def summary(model, spikes, labels=None, clock_mhz: float = 48.0, *, n_pe: int = 
         raise UserError(f"clock must be a positive number of MHz, not {clock_mhz}")
     if np.asarray(spikes).shape[:1] == (0,):
         raise UserError("input spikes hold no samples")
-    y = check_labels(labels, len(spikes))
+    y = check_labels(labels, len(spikes), model.n_outputs)
     result = simulate(model, spikes, n_pe=n_pe, stall_model=stall_model)
     return figures(result, estimate(result, table), y, clock_mhz)

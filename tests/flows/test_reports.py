@@ -140,6 +140,19 @@ def test_baseline_only_compares_the_same_config():
     assert freport.compare_baseline(_report(5000), {})["status"] == "no baseline"
 
 
+def test_baselines_are_package_data():
+    packaged = freport.packaged_baselines()
+    assert packaged.is_file() and json.loads(packaged.read_text()) == freport.load_baselines()
+
+
+def test_baseline_mismatch_names_the_differing_fields(shipped_model):
+    base = freport.load_baselines()
+    assert freport.baseline_mismatch(base, "ice40-up5k", HwConfig.for_model(shipped_model)) is None
+    why = freport.baseline_mismatch(base, "ice40-up5k", HwConfig.for_model(shipped_model, n_pe=4))
+    assert why.startswith("the ice40-up5k baseline is for another build: n_pe 4 (baseline 8)")
+    assert freport.baseline_mismatch({}, "ecp5-25f", HwConfig()) == "no baseline for ecp5-25f"
+
+
 def test_committed_baselines_cover_both_targets():
     base = freport.load_baselines()
     for target in ("ice40-up5k", "ecp5-25f"):
@@ -193,6 +206,39 @@ def test_fpga_energy_table_override(tmp_path):
     p.write_text(json.dumps({"fabric": 1}))
     with pytest.raises(UserError, match="unknown entry 'fabric'"):
         load_fpga_table(p)
+
+
+def test_fpga_energy_table_partial_target_entry_merges_field_by_field(tmp_path, shipped_model):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"ebr": {"ecp5-25f": {"row_bits": 18}}, "static_mw": {"ecp5-25f": None}}))
+    t = load_fpga_table(p)
+    assert t["ebr"]["ecp5-25f"] == {"bytes": 2304, "row_bits": 18.0}
+    assert t["ebr"]["ice40-up5k"] == FPGA_TABLE["ebr"]["ice40-up5k"] and t["static_mw"]["ecp5-25f"] is None
+    cfg = HwConfig.for_model(shipped_model)
+    result = simulate_counts(shipped_model, random_spikes(4, 2, shipped_model.timesteps, shipped_model.n_inputs), cfg)
+    e = fpga_energy(result, ECP5_25F, _memories(cfg, "DP16KD"), ffs=500, fmax_mhz=90.0, table=t)
+    assert e["prices"]["ebr_access_pj"] == pytest.approx(
+        fpga_energy(result, ECP5_25F, _memories(cfg, "DP16KD"), ffs=500, fmax_mhz=90.0)["prices"]["ebr_access_pj"] / 2)
+
+
+@pytest.mark.parametrize("entries, message", [
+    ('{"fabric_factor": "14"}', "'fabric_factor' must be a number >= 0, not '14'"),
+    ('{"hard_block_factor": NaN}', "'hard_block_factor' must be a number >= 0, not nan"),
+    ('{"ff_clock_bits": -1}', "'ff_clock_bits' must be a number >= 0, not -1"),
+    ('{"ebr": 512}', "'ebr' must be an object of target -> value"),
+    ('{"ebr": {"ice40-up5k": 512}}', "'ebr.ice40-up5k' must be an object like"),
+    ('{"ebr": {"ice40-up5k": {"words": 256}}}', "'ebr.ice40-up5k' has unknown field 'words'"),
+    ('{"ebr": {"ice40-up5k": {"bytes": true}}}', "'ebr.ice40-up5k.bytes' must be a number >= 0, not True"),
+    ('{"core_voltage": {"xc7a35t": 1.0}}', "'core_voltage' has unknown target 'xc7a35t'"),
+    ('{"core_voltage": {"ecp5-25f": null}}', "'core_voltage.ecp5-25f' must be a number >= 0, not None"),
+    ('{"static_mw": {"ice40-up5k": -0.1}}', "'static_mw.ice40-up5k' must be a number >= 0, not -0.1"),
+])
+def test_fpga_energy_table_bad_values_fail_at_load(tmp_path, entries, message):
+    p = tmp_path / "t.json"
+    p.write_text(entries)
+    with pytest.raises(UserError) as e:
+        load_fpga_table(p)
+    assert str(e.value).startswith(f"FPGA energy table {p}: {message}") and "\n" not in str(e.value)
 
 
 def test_small_config_is_valid():

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 def test_default_build_within_baseline(flows_dir, target):
     """Fails if LUTs (or FFs, carry cells) grow more than 10 % or Fmax falls more than 10 %."""
     out, js = flows_dir / f"default-{target}", flows_dir / f"default-{target}.json"
-    r = mintaccel("synth", "--target", target, "--check-baseline", "--out", out, "--json", js, timeout=1800)
+    recorded = flows_dir / f"baselines-{target}.json"
+    r = mintaccel("synth", "--target", target, "--check-baseline", "--write-baseline", recorded, "--out", out,
+                  "--json", js, timeout=1800)
     rep = json.loads(js.read_text())
     rows = {row[0]: row for row in rep["baseline"]["rows"]}
     assert rep["baseline"]["status"] == "ok", (r.stderr, rows)
@@ -31,7 +33,14 @@ def test_default_build_within_baseline(flows_dir, target):
         assert all(m["mapped_to"] == "SB_RAM40_4K" and m["modes"] == ["2048x2"] and m["primitives"] == 1
                    for m in banks), banks
     assert rep["performance"]["cycles_per_inference"] > 0 and rep["energy"]["estimate"] is True
-    assert freport.compare_baseline(rep)["status"] == "ok"
+    assert freport.compare_baseline(rep, freport.load_baselines())["status"] == "ok"
+    # --write-baseline PATH: a new file starts from the committed entries and records this target's run
+    written, committed = freport.load_baselines(recorded), freport.load_baselines()
+    assert written[target] == freport.baseline_entry(rep) and set(written) == set(committed)
+    assert all(written[t] == committed[t] for t in committed if t != target)
+    # the fit check's prediction (before any tool) is what the full synthesis used
+    assert (rep["fit"]["bram"], rep["fit"]["lutram"]) == (rep["synthesis"]["bram"], rep["synthesis"]["lutram"])
+    assert rep["fit"]["spram"] == rep["synthesis"]["spram"] == 0 and not rep["warnings"]
 
 
 def test_tiny_sweep(flows_dir):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,11 +88,39 @@ def test_accumulator_cannot_overflow(weight_bits, bias_bits):
     assert ok, log[-2000:]
 
 
+#: Yosys `sat -tempinduct` when the base case (a run from reset) violates an assertion, and the header of
+#: the counterexample trace it prints next: a real overflow, not an induction that did not converge.
+BASE_CASE_FAILS = "SAT temporal induction proof finished - model found for base case: FAIL!"
+TRACE_HEADER = re.compile(r"^\s*Time\s+Signal Name\s+Dec\s+Hex\s+Bin\s*$", re.M)
+
+
+def counterexample(log: str) -> str | None:
+    """The counterexample trace of a failed proof's log (from the base-case failure on), or None."""
+    at = log.find(BASE_CASE_FAILS)
+    if at < 0 or not TRACE_HEADER.search(log, at):
+        return None
+    return log[at:]
+
+
 def test_accumulator_proof_can_fail():
-    """Negative control: one bit narrower than the derived width must not prove."""
-    cfg = HwConfig(weight_bits=8, bias_bits=16, membrane_bits=8, max_inputs=1024)
-    ok, log = prove("acc_too_narrow", AccumulatorHarness(8, cfg.accumulator_bits - 2, 1024, narrow_max(16)))
-    assert not ok and "SUCCESS" not in log
+    """Negative control: one bit narrower than the derived width has a counterexample from reset.
+
+    Two events allowed, so the overflow (bias 32767 plus one weight) is reachable within the proof's
+    steps: the proof must fail on a concrete trace, not on an induction that did not converge."""
+    cfg = HwConfig(weight_bits=8, bias_bits=16, membrane_bits=8, max_inputs=2)
+    narrow = AccumulatorHarness(8, cfg.accumulator_bits - 1, cfg.max_inputs, narrow_max(16))
+    ok, log = prove("acc_too_narrow", narrow)
+    assert not ok
+    trace = counterexample(log)
+    assert trace is not None, log[-2000:]
+    assert re.search(r"\\pe\.acc\b", trace), trace[:2000]  # the trace shows the accumulator
+
+
+def test_accumulator_proof_at_the_negative_control_width():
+    """The negative control's build with its derived width proves: only the missing bit fails."""
+    cfg = HwConfig(weight_bits=8, bias_bits=16, membrane_bits=8, max_inputs=2)
+    ok, log = prove("acc_control_width", AccumulatorHarness(8, cfg.accumulator_bits, cfg.max_inputs, narrow_max(16)))
+    assert ok and counterexample(log) is None, log[-2000:]
 
 
 @pytest.mark.parametrize("membrane_bits", [2, 8])

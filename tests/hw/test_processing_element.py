@@ -6,11 +6,9 @@ from amaranth.sim import Simulator
 
 from mintaccel.hw.images import weight_code
 from mintaccel.hw.processing_element import ProcessingElement
-from mintaccel.hw.registers import SCHEMES
 from mintaccel.core.model import WeightFormat
 
-FORMATS = [WeightFormat("uniform", b) for b in (2, 3, 4, 8)] + [WeightFormat("binary", 1)] + \
-          [WeightFormat("pot", b) for b in (2, 3, 4)]
+FORMATS = list(WeightFormat.every())
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
@@ -23,7 +21,7 @@ def test_accumulates_random_weights(fmt):
     bias = int(rng.integers(-100, 100))
 
     async def tb(ctx):
-        ctx.set(dut.scheme, SCHEMES[fmt.scheme])
+        ctx.set(dut.scheme, fmt.code)
         ctx.set(dut.bits, fmt.bits)
         ctx.set(dut.load, 1)
         ctx.set(dut.init, bias)

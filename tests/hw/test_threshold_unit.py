@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from mintaccel.core.encodings import MEMBRANE_BITS, LeakKind, ResetMode
+from mintaccel.core.hwconfig import THRESHOLD_LATENCY
 from mintaccel.hw.threshold_unit import ThresholdUnit
-from mintaccel.core.model import DenseLayer, Leak, WeightFormat
+from mintaccel.core.model import RESETS, DenseLayer, Leak, WeightFormat
 from mintaccel.sim.reference import neuron_step
 
-CASES = [(m, reset, leak) for m in (2, 3, 4, 8) for reset in ("hard", "soft")
+CASES = [(m, reset, leak) for m in MEMBRANE_BITS for reset in RESETS
          for leak in (Leak("none"), Leak("shift", 1), Leak("shift", 3), Leak("decay", 1), Leak("decay", 4),
                       Leak("shift", 15))]
 
@@ -26,8 +28,8 @@ def test_matches_reference_neuron_step(membrane_bits, reset, leak):
     accs = np.concatenate([rng.integers(-limit, limit + 1, 60), [-limit, limit, 0, 1, -1]])
 
     async def tb(ctx):
-        ctx.set(dut.soft, reset == "soft")
-        ctx.set(dut.leak_kind, {"none": 0, "shift": 1, "decay": 2}[leak.kind])
+        ctx.set(dut.reset_mode, ResetMode[reset])
+        ctx.set(dut.leak_kind, LeakKind[leak.kind])
         ctx.set(dut.leak_k, leak.k)
         ctx.set(dut.membrane_max, q)
         ctx.set(dut.lane, 1)
@@ -73,3 +75,33 @@ def test_invalid_lane_never_spikes():
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
+
+
+def test_pipeline_depth_is_the_core_latency():
+    """The RTL's measured valid_in -> valid_out depth is THRESHOLD_LATENCY, the constant the cycle model's
+    LAYER_DRAIN and the benches' contract take."""
+    dut = ThresholdUnit(2, 8)
+
+    async def tb(ctx):
+        ctx.set(dut.valid_in, 1)
+        await ctx.tick()
+        ctx.set(dut.valid_in, 0)
+        seen = []
+        for cycle in range(1, 2 * THRESHOLD_LATENCY):
+            if ctx.get(dut.valid_out):
+                seen.append(cycle)
+            await ctx.tick()
+        assert seen == [THRESHOLD_LATENCY]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_assertions_flag_removes_only_the_assert():
+    """Synthesis builds (assertions=False) carry no Assert: no `assert` in the Verilog."""
+    from amaranth.back import verilog
+    checked = verilog.convert(ThresholdUnit(2, 8), name="tu")
+    plain = verilog.convert(ThresholdUnit(2, 8, assertions=False), name="tu")
+    assert "assert" in checked and "assert" not in plain

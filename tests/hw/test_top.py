@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.model import IntModel
 from mintaccel.hw.images import spike_words
 from mintaccel.model_export import datasets
+from mintaccel.sim.cycle import simulate
 from mintaccel.sim.encoding import rate_encode
 from mintaccel.sim.reference import run
 from tests.conftest import random_model, random_spikes
@@ -52,3 +56,27 @@ def test_back_pressure_adds_exactly_the_stall_cycles():
     results = run_accelerator(model, cfg, x, input_gaps=lambda c: c in gaps, output_stalls=lambda c: c in stalls)
     check(model, cfg, x, results)
     assert all(r.stall_cycles > 0 for r in results)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_threshold_above_the_bound_widens_the_accumulator(seed):
+    """docs/arithmetic.md section 3: A = max(bitlength(B), bitlength(theta)) + 1. One random layer gets a
+    threshold above what the build's B-derived accumulator holds; for_model widens the accumulator to
+    bitlength(theta) + 1, and the RTL (preloaded or loaded at run time) equals the reference model, the
+    cycle formula and the cycle-accurate simulator."""
+    rng = np.random.default_rng(100 + seed)
+    base = random_model(100 + seed, sizes=(7, 5, 4), timesteps=4)
+    n_pe = [2, 3, 4, 8][seed]
+    narrow = HwConfig.for_model(base, n_pe)
+    l = int(rng.integers(len(base.layers)))
+    theta = int(rng.integers(narrow.threshold_max + 1, min(2**20, 8 * narrow.threshold_max) + 1))
+    layers = list(base.layers)
+    layers[l] = dataclasses.replace(layers[l], threshold=theta)
+    model = IntModel(tuple(layers), base.timesteps)
+    cfg = HwConfig.for_model(model, n_pe)
+    assert cfg.accumulator_bits == theta.bit_length() + 1 > narrow.accumulator_bits, f"seed {seed}"
+    assert dataclasses.replace(cfg, acc_bits=narrow.acc_bits) == narrow  # nothing else changes
+    x = np.concatenate([random_spikes(seed, 2, 4, 7), np.ones((1, 4, 7), np.uint8)])
+    results = run_accelerator(model, cfg, x, preload=seed % 2 == 0)
+    check(model, cfg, x, results)
+    assert [r.cycles for r in results] == simulate(model, x, cfg).cycles.tolist(), f"seed {seed}"

@@ -92,7 +92,7 @@ def test_import_with_calibration_and_formats(shipped_nir, tmp_path):
     (lambda p: lif_graph(p, v_leak=np.full(3, 0.1)), (), "node 'lif1': v_leak is 0.1, not 0"),
     (lambda p: lif_graph(p), ("--weights", "uniform:5"), "uniform weights support bits"),
     (lambda p: lif_graph(p), ("--membrane", "4", "4"), "--membrane has 2 entries for 1 layers"),
-    (lambda p: lif_graph(p), ("--dt", "-1"), "dt must be a positive number"),
+    (lambda p: lif_graph(p), ("--dt", "-1"), "argument --dt: must be a positive finite number"),
 ])
 def test_import_errors_are_one_line_and_write_nothing(tmp_path, make, args, match):
     graph = make(tmp_path / "g.nir")

@@ -140,3 +140,74 @@ def test_save_is_deterministic_and_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz"]  # no temporary left behind
     with zipfile.ZipFile(tmp_path / "a.npz") as z:
         assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in z.infolist())
+
+
+def test_members_are_named_after_their_arrays(tmp_path):
+    """docs/model-format.md: the array `x` is the zip member `x.npy`."""
+    from mintaccel.core.shipped import shipped_model_path
+    with zipfile.ZipFile(shipped_model_path()) as z:
+        assert z.namelist() == ["manifest.npy", "layer0.weight.npy", "layer1.weight.npy"]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", ">i2", "uint8", "uint16", "uint64"])
+def test_reader_accepts_any_integer_dtype(tmp_path, dtype):
+    """Weights of any integer dtype load to the same values (unsigned ones hold |w|, still on the grid)."""
+    from mintaccel.core.shipped import shipped_model_path
+    with np.load(shipped_model_path()) as f:
+        w = f["layer0.weight"].astype(np.int64)
+    expected = np.abs(w) if dtype.startswith("uint") else w
+    bad = tmp_path / "m.npz"
+    rewrite(shipped_model_path(), bad, edit_arrays=_weights(lambda _: expected.astype(dtype)))
+    assert np.array_equal(load_model(bad).layers[0].weight, expected)
+
+
+def _biased_model(tmp_path):
+    from mintaccel.core.model import IntModel, WeightFormat
+    from tests.conftest import random_layer
+    layer = random_layer(np.random.default_rng(0), 5, 4, WeightFormat("uniform", 2), 2, bias_bits=8)
+    path = tmp_path / "biased.npz"
+    save_model(IntModel((layer,), 4), path)
+    return path
+
+
+@pytest.mark.parametrize("bias, message", [
+    (np.array([-128, 0, 1, 2], np.int8), r"bias value -128 is outside the 8-bit grid"),  # abs(-128) overflows in int8
+    (np.array([200, 0, 1, 2], np.uint8), r"bias value 200 is outside"),
+    (np.array([-2**63, 0, 1, 2], np.int64), r"is outside the 8-bit grid"),
+    (np.array([127, -127, 0, 0], np.int32), None),
+    (np.array([True, False, True, True]), "must hold integers, not bool"),
+])
+def test_bias_dtypes_and_grid(tmp_path, bias, message):
+    src = _biased_model(tmp_path)
+    path = tmp_path / "b.npz"
+
+    def edit(arrays):
+        arrays["layer0.bias"] = bias
+    rewrite(src, path, edit_arrays=edit)
+    if message is None:
+        assert np.array_equal(load_model(path).layers[0].bias, bias)
+    else:
+        with pytest.raises(UserError, match=message):
+            load_model(path)
+
+
+def test_bool_weights_are_refused(tmp_path):
+    from mintaccel.core.shipped import shipped_model_path
+    bad = tmp_path / "bad.npz"
+    rewrite(shipped_model_path(), bad, edit_arrays=_weights(lambda w: w != 0))
+    with pytest.raises(UserError, match="must hold integers, not bool"):
+        load_model(bad)
+
+
+def test_optional_fields_load_when_absent(tmp_path):
+    """`meta`, `scale` and `bias` may be absent: {} , None and no bias."""
+    src = _biased_model(tmp_path)
+    path = tmp_path / "m.npz"
+
+    def edit(m):
+        del m["meta"]
+        del m["layers"][0]["scale"]
+        del m["layers"][0]["bias"]
+    rewrite(src, path, edit_manifest=edit)
+    model = load_model(path)
+    assert model.meta == {} and model.layers[0].scale is None and model.layers[0].bias is None

@@ -8,7 +8,7 @@ import pytest
 
 from mintaccel.core.errors import UserError
 from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat
-from mintaccel.sim.reference import decode, leak, run, shift_toward_zero
+from mintaccel.sim.reference import BoundViolation, decode, leak, neuron_step, run, shift_toward_zero
 from tests.conftest import random_model, random_spikes
 
 W = np.array([[3, -2, 1], [1, 2, -3], [-3, -3, -3]])
@@ -108,6 +108,21 @@ def test_saturation_corners_do_not_overflow():
             trace = run(model, np.ones((1, 3, 300), np.uint8))
             assert np.abs(trace.membranes[0]).max() == 127
             assert layer.bound < 2 ** (layer.accumulator_bits - 1)
+
+
+def test_bound_is_checked_on_every_step():
+    """docs/arithmetic.md section 3: |H| <= B is asserted; H at +-B passes (the saturation corners above
+    reach it), one past it is an internal error (a bug), not a user error."""
+    layer = example("hard", Leak("shift", 1)).layers[0]
+    u = np.array([[3, -3, 0]], np.int64)
+    at_bound = np.array([[layer.bound - 3, -layer.bound + 3, 0]], np.int64)
+    neuron_step(layer, u, at_bound)
+    for i, delta in ((0, 1), (1, -1)):
+        past = at_bound.copy()
+        past[0, i] += delta
+        with pytest.raises(BoundViolation, match=f"outside the layer bound B = {layer.bound}"):
+            neuron_step(layer, u, past)
+    assert not issubclass(BoundViolation, UserError)
 
 
 def test_all_zero_input_is_silent_without_bias(shipped_model):

@@ -18,7 +18,9 @@ counted by the bench == `cycles`, the stalls the bench caused == `stall_cycles`,
 `cycles - stall_cycles` == the simulator's cycles.
 
 Job kinds (MINTACCEL_JOB, written by mintaccel/verify/harness.py): `random` (networks from seeds, loaded
-through the load stream), `corners` (hand-made controller corners), `shipped` (a preloaded build, digits).
+through the load stream), `corners` (hand-made controller corners), `shipped` (a preloaded build, digits),
+`model` (a user's model on its preloaded build, the user's input spikes: `mintaccel regress --model`).
+The preloaded kinds also report the predictions decoded from the spikes_out words the RTL produced.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from mintaccel.core.hwconfig import HwConfig, layout
 from mintaccel.hw.host_interface import load_layout
 from mintaccel.hw.images import load_sequence, unpack_lanes
 from mintaccel.hw.top import probe_layout
-from mintaccel.sim.reference import run as reference_run
+from mintaccel.sim.reference import decode, run as reference_run
 
 
 def expected_cycles(model, cfg: HwConfig, x: np.ndarray) -> np.ndarray:
@@ -250,6 +252,8 @@ class Scoreboard:
         self.busy_at_start = None
         self.at_done = None
         self.stats = {"fires": 0, "neuron_steps": 0, "output_words": 0}
+        self.words: list[int] = []
+        """The spikes_out words taken, in order (the RTL's own output)."""
 
     def stalls(self) -> int:
         return self.ins.stalls + self.outs.stalls
@@ -302,6 +306,7 @@ class Scoreboard:
         expected, nominal = self.exp.outputs[self.out_i]
         k = self.out_i
         self.out_i += 1
+        self.words.append(word)
         groups = len(self.exp.outputs) // self.model.timesteps
         mm.equal(word, expected, lambda: f"{self.where}: spikes_out word {k} (step {k // groups}, word {k % groups})")
         mm.equal(c, nominal + self.stalls(),
@@ -310,6 +315,17 @@ class Scoreboard:
 
     def on_final(self, cycles, stall_cycles):
         self.final = (cycles, stall_cycles)
+
+    def output_counts(self) -> np.ndarray:
+        """Spike counts per output neuron over the run, from the spikes_out words the RTL produced."""
+        n, n_out = self.cfg.n_pe, self.model.n_outputs
+        groups = -(-n_out // n)
+        counts = np.zeros(n_out, np.int64)
+        for k, word in enumerate(self.words):
+            g = k % groups
+            for i in range(min(n, n_out - g * n)):
+                counts[g * n + i] += (word >> i) & 1
+        return counts
 
     def close(self):
         """After the run: counts of everything, and the cycle figures."""
@@ -351,6 +367,10 @@ class AcceleratorTB:
                        "fires": 0, "neuron_steps": 0, "output_words": 0, "timeouts": 0}
         self.busy_at_start = set()
         self.last_expected = None
+        self.predictions: list[int] = []
+        """Per sample that reached DONE: the class decoded from the RTL's output spikes."""
+        self.failed_samples: list[int] = []
+        """Sample numbers (job's `first` + index) with at least one mismatch."""
 
     async def start(self):
         await self.loop.start()
@@ -408,11 +428,14 @@ class AcceleratorTB:
             self.totals["run_cycles"] += b.final[0]
             self.totals["stall_cycles"] += b.final[1]
         self.busy_at_start.add(b.busy_at_start)
+        self.predictions.append(int(decode(b.output_counts())))
 
-    async def network(self, case: netgen.Case, preloaded: bool = False, strict_busy: bool = False) -> int:
-        """Load (unless preloaded) and run every sample of `case`; returns its mismatches."""
+    async def network(self, case: netgen.Case, preloaded: bool = False, strict_busy: bool = False,
+                      name: str | None = None, first_sample: int = 0) -> int:
+        """Load (unless preloaded) and run every sample of `case`; returns its mismatches. Mismatches
+        name `name` (default: the network's seed) and the sample as `first_sample` + its index."""
         before = self.mm.count
-        where = f"network seed {case.seed}"
+        where = name or f"network seed {case.seed}"
         gap, hold = netgen.STALLS[case.stall]
         self.last_expected = None
         if not preloaded and not await self.load(case.model, gap, where):
@@ -420,8 +443,11 @@ class AcceleratorTB:
             return self.mm.count - before
         exp = self.last_expected = Expected(case.model, self.cfg, case.inputs)
         for b in range(len(case.inputs)):
+            sample_before = self.mm.count
             ok = await self.run_sample(case.model, exp.sample(b), case.words[b], gap, hold,
-                                       f"{where} sample {b}", strict_busy)
+                                       f"{where} sample {first_sample + b}", strict_busy)
+            if self.mm.count > sample_before:
+                self.failed_samples.append(first_sample + b)
             await self.idle(int(self.rng.integers(0, 4)))
             if not ok:
                 break
@@ -444,7 +470,7 @@ def coverage_of(case: netgen.Case, exp: Expected | None, counts: dict) -> None:
         counts[f] = counts.get(f, 0) + 1
 
 
-async def _run_job(dut, j: dict, cases, preloaded: bool):
+async def _run_job(dut, j: dict, cases, preloaded: bool, name: str | None = None):
     cfg = HwConfig(**j["config"])
     tb = AcceleratorTB(dut, cfg, j.get("bench_seed", 0), j.get("keep", 50))
     await tb.start()
@@ -452,7 +478,8 @@ async def _run_job(dut, j: dict, cases, preloaded: bool):
     coverage: dict = {}
     failed = []
     for k, case in enumerate(cases):
-        bad = await tb.network(case, preloaded, strict_busy=j.get("strict_busy", False))
+        bad = await tb.network(case, preloaded, strict_busy=j.get("strict_busy", False), name=name,
+                               first_sample=j.get("first", 0))
         coverage_of(case, tb.last_expected, coverage)
         if bad:
             failed.append(case.seed)
@@ -479,7 +506,10 @@ def _summary(tb: AcceleratorTB, watch: Stopwatch, coverage: dict, failed: list, 
         "coverage": dict(sorted(coverage.items())),
         "busy_in_start_cycle": sorted(x for x in tb.busy_at_start if x is not None),
         "kind": j["kind"],
+        "failed_samples": tb.failed_samples,
     })
+    if j["kind"] in ("shipped", "model"):
+        s["predictions"] = tb.predictions
     return s
 
 
@@ -509,6 +539,15 @@ async def controller_corners(dut):
     _fail_if_mismatched(summary)
 
 
+async def _preloaded(dut, j: dict, model, x: np.ndarray, feature: str, name: str):
+    """`model` is in the build (memories and registers preloaded): run the samples `x` on start."""
+    cfg = HwConfig(**j["config"])
+    words = [netgen.words_of(s, cfg.n_pe) for s in x]
+    case = netgen.Case(j.get("seed", 0), model, x, words, j.get("stall", "none"), {feature})
+    _, summary = await _run_job(dut, j, [case], preloaded=True, name=name)
+    return summary
+
+
 @cocotb.test()
 async def shipped_model(dut):
     """The shipped digits model on a build with its memories preloaded: runs on start, no load."""
@@ -517,14 +556,25 @@ async def shipped_model(dut):
     from mintaccel.sim.encoding import rate_encode
     j = job()
     model = load_model(j["model"])
-    cfg = HwConfig(**j["config"])
     split = datasets.digits()
     first, count = j.get("first", 0), j["samples"]
     x = rate_encode(split.x_test[first:first + count], model.timesteps, model.encoding.levels)
-    words = [netgen.words_of(s, cfg.n_pe) for s in x]
-    case = netgen.Case(j.get("seed", 0), model, x, words, j.get("stall", "none"), {"shipped digits"})
-    tb, summary = await _run_job(dut, j, [case], preloaded=True)
+    summary = await _preloaded(dut, j, model, x, "shipped digits", "shipped model")
     # not a check (the spikes are): how many of these digits the model classifies right
-    summary["correct_predictions"] = int((reference_run(model, x).predictions == split.y_test[first:first + count]).sum())
+    got = np.array(summary["predictions"], np.int64)  # shorter only if a sample hung (a mismatch already)
+    summary["correct_predictions"] = int((got == split.y_test[first:first + len(got)]).sum())
     write_summary(j, summary)
+    _fail_if_mismatched(summary)
+
+
+@cocotb.test()
+async def model_inputs(dut):
+    """A user's model (`mintaccel regress --model`) on its preloaded build, on the user's input spikes
+    (`inputs`: this run's samples, numbered from `first` in the user's file)."""
+    from mintaccel.model_export.format import load_model
+    from mintaccel.sim.reference import check_input
+    j = job()
+    model = load_model(j["model"])
+    x = check_input(model, np.load(j["inputs"], allow_pickle=False))
+    summary = await _preloaded(dut, j, model, x, "user model", "model")
     _fail_if_mismatched(summary)

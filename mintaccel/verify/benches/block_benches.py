@@ -16,7 +16,8 @@ import cocotb
 
 import contract as C
 from bench_lib import Component, CycleLoop, Mismatches, Port, Stopwatch, job, write_summary
-from mintaccel.core.model import Leak
+from mintaccel.core.encodings import MEMBRANE_BITS, LeakKind, ResetMode, WeightScheme
+from mintaccel.core.model import Leak, WeightFormat
 from mintaccel.sim.reference import neuron_step
 
 
@@ -35,7 +36,9 @@ def _finish(j: dict, mm: Mismatches, watch: Stopwatch, **extra) -> None:
 # ---------------------------------------------------------------- threshold unit (pipelined)
 
 def decode_leak(kind: int, k: int) -> Leak:
-    return Leak("none") if kind == 0 else Leak(("shift", "decay")[kind - 1], k)
+    """The leak a `leak_kind` code and `leak_k` stand for (the codes: core.encodings.LeakKind)."""
+    kind = LeakKind(kind)
+    return Leak(kind.name, 0 if kind is LeakKind.none else k)
 
 
 def threshold_layers(rng, m_bits: int, acc_bits: int, count: int):
@@ -43,7 +46,7 @@ def threshold_layers(rng, m_bits: int, acc_bits: int, count: int):
     its (u, acc, lane, valid_in) inputs: corners first (u at the rails, H = u + acc at its extremes and
     around theta), then random ones. Inputs respect docs/arithmetic.md section 3, the contract the
     accumulator width is derived from: |u + acc| <= B < 2^(A-1)."""
-    fmts = [b for b in (2, 3, 4, 8) if b <= m_bits]
+    fmts = [b for b in MEMBRANE_BITS if b <= m_bits]
     h_max = (1 << (acc_bits - 1)) - 1  # the largest B an A-bit accumulator is built for (acc too)
     t_max = (1 << (acc_bits - 1)) - 1
     layers = []
@@ -51,7 +54,7 @@ def threshold_layers(rng, m_bits: int, acc_bits: int, count: int):
         q = (1 << (mb - 1)) - 1
         for theta in sorted({1, 2, q + 1, t_max}):
             for soft in (0, 1):
-                for kind in (0, 1, 2):
+                for kind in (c.value for c in LeakKind):
                     k = int(rng.integers(1, 16)) if kind else int(rng.integers(0, 16))
                     inputs = []
                     for u in sorted({-q, -q + 1, -1, 0, 1, q - 1, q}):
@@ -65,7 +68,7 @@ def threshold_layers(rng, m_bits: int, acc_bits: int, count: int):
         mb = int(rng.choice(fmts))
         q = (1 << (mb - 1)) - 1
         theta = int(rng.integers(1, t_max + 1)) if rng.random() < 0.3 else int(rng.integers(1, min(t_max, 4 * q + 8) + 1))
-        kind = int(rng.integers(0, 3))
+        kind = int(rng.integers(0, len(LeakKind)))
         k = int(rng.integers(1, 16)) if kind else int(rng.integers(0, 16))
         inputs = []
         for _ in range(min(left, int(rng.integers(1, 200)))):
@@ -83,7 +86,7 @@ def threshold_layers(rng, m_bits: int, acc_bits: int, count: int):
 
 def threshold_reference(u, acc, theta, soft, kind, k, mb):
     """docs/arithmetic.md steps 2-6 through the reference model's own neuron step."""
-    layer = SimpleNamespace(bound=1 << 40, threshold=theta, reset="soft" if soft else "hard",
+    layer = SimpleNamespace(bound=1 << 40, threshold=theta, reset=ResetMode(soft).name,
                             leak=decode_leak(kind, k if kind else 0), membrane_max=(1 << (mb - 1)) - 1)
     spike, u_next = neuron_step(layer, np.array([u], np.int64), np.array([acc], np.int64))
     return int(spike[0]), int(u_next[0])
@@ -96,7 +99,7 @@ class ThresholdTB(Component):
 
     def __init__(self, dut, layers, m_bits, acc_bits, latency, mm: Mismatches):
         self.dut, self.mm, self.mb, self.ab, self.latency = dut, mm, m_bits, acc_bits, latency
-        self.p = {n: Port(getattr(dut, n), 0) for n in ("valid_in", "lane", "u", "acc", "threshold", "soft",
+        self.p = {n: Port(getattr(dut, n), 0) for n in ("valid_in", "lane", "u", "acc", "threshold", "reset_mode",
                                                         "leak_kind", "leak_k", "membrane_max")}
         self.items = []
         for params, inputs in layers:
@@ -115,7 +118,7 @@ class ThresholdTB(Component):
         while self.i < len(self.items) and self.items[self.i][0] == "params":
             self.params = self.items[self.i][1]
             theta, soft, kind, k, mb = self.params
-            for n, v in (("threshold", theta), ("soft", soft), ("leak_kind", kind), ("leak_k", k),
+            for n, v in (("threshold", theta), ("reset_mode", soft), ("leak_kind", kind), ("leak_k", k),
                          ("membrane_max", (1 << (mb - 1)) - 1)):
                 self.p[n].set(v)
             self.i += 1
@@ -171,17 +174,20 @@ async def threshold_unit(dut):
 
 # ---------------------------------------------------------------- processing element
 
-UNIFORM, BINARY, POT = 0, 1, 2
-PE_FORMATS = [(UNIFORM, b) for b in (2, 3, 4, 8)] + [(BINARY, 1)] + [(POT, b) for b in (2, 3, 4)]
+#: (scheme code, bits) of every weight format (core.encodings: the tables the RTL is built from).
+PE_FORMATS = [(f.code.value, f.bits) for f in WeightFormat.every()]
 
 
 def decode_weight(scheme: int, bits: int, code: int) -> int:
     """docs/microarchitecture.md, weight codes: uniform two's complement, binary 0/1 = -1/+1,
-    pot sign bit b-1 and magnitude code m in bits 0..b-2 (0 = zero, else 2^(m-1)). Upper bits ignored."""
+    pot sign bit b-1 and magnitude code m in bits 0..b-2 (0 = zero, else 2^(m-1)). Upper bits ignored.
+
+    An independent oracle on purpose: written from the doc, not from core.encodings.pot_magnitudes,
+    which the RTL's decoder is built from."""
     c = code & ((1 << bits) - 1)
-    if scheme == UNIFORM:
+    if scheme == WeightScheme.uniform.value:
         return _signed(c, bits)
-    if scheme == BINARY:
+    if scheme == WeightScheme.binary.value:
         return 1 if c & 1 else -1
     mag = c & ((1 << (bits - 1)) - 1)
     value = 0 if mag == 0 else 1 << (mag - 1)

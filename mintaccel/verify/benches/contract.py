@@ -1,13 +1,13 @@
 """docs/microarchitecture.md's cycle contract, as the benches hold the RTL to it: one constant per row of
 "Exact cycle cost" and "Threshold pipeline". The threshold pipeline's depth is the hardware parameter
-the doc names (`ThresholdUnit.LATENCY`: a group is written back that many cycles after its FIRE, and
-DRAIN is that latency); everything else is the doc's number.
+the doc names (`core.hwconfig.THRESHOLD_LATENCY`, which is `ThresholdUnit.LATENCY`: a group is written
+back that many cycles after its FIRE, and DRAIN is that latency); everything else is the doc's number.
 
 The accelerator bench also checks that its schedule built from these constants totals the cycle-accurate
 simulator's cycles, and tests/cocotb/test_contract.py compares them with sim/cycle's constants, so a
 stale number here fails loudly, never silently."""
 
-from mintaccel.hw.threshold_unit import ThresholdUnit
+from mintaccel.core import hwconfig
 
 RUN_START = 1          # the cycle `start` is accepted
 SETUP = 1              # per layer and step
@@ -18,7 +18,7 @@ GROUP_START = 1        # per group
 ACC_PER_EVENT = 1      # per group and event
 ACC_DRAIN = 1          # per group: the event -> weight pipeline empties
 FIRE = 1               # per group: the threshold pipeline takes H = u + acc
-THRESHOLD_LATENCY = ThresholdUnit.LATENCY  # valid_in -> valid_out of one threshold unit
+THRESHOLD_LATENCY = hwconfig.THRESHOLD_LATENCY  # valid_in -> valid_out of one threshold unit
 WRITEBACK = THRESHOLD_LATENCY  # a group's membrane / spike / probe write-back, cycles after its FIRE
 DRAIN = THRESHOLD_LATENCY      # per layer and step, after the last group's FIRE
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step

@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat, narrow_max
+from mintaccel.core.model import LEAKS, MEMBRANE_BITS, RESETS, DenseLayer, IntModel, Leak, WeightFormat, narrow_max
 
-FORMATS = tuple(WeightFormat(s, b) for s, bs in (("uniform", (2, 3, 4, 8)), ("binary", (1,)), ("pot", (2, 3, 4)))
-                for b in bs)
-MEMBRANE_BITS = (2, 3, 4, 8)
+FORMATS = WeightFormat.every()
 LEAK_KS = (1, 1, 2, 3, 4, 7, 15)
 #: Per-layer weight modes: random levels, or every weight at +w_max / -w_max (saturation corners).
 MODES = ("random", "random", "random", "random", "all_max", "all_min")
@@ -88,9 +86,9 @@ def _layer(rng, cfg, n_in: int, n_out: int, features: set) -> DenseLayer:
     else:
         typical = max(2, int(fmt.max_magnitude * np.sqrt(n_in) * 1.5) + narrow_max(mbits))
         threshold = int(rng.integers(1, min(limit, typical) + 1))
-    kind = str(rng.choice(["none", "shift", "decay"]))
+    kind = str(rng.choice(LEAKS))
     leak = Leak(kind, 0 if kind == "none" else int(rng.choice(LEAK_KS)))
-    reset = str(rng.choice(["hard", "soft"]))
+    reset = str(rng.choice(RESETS))
     features.update({f"weights {fmt}", f"membrane {mbits}-bit", f"reset {reset}", f"leak {kind}",
                      "bias" if bias is not None else "no bias"})
     return DenseLayer(weight=weight, weight_format=fmt, membrane_bits=mbits, threshold=threshold, reset=reset,

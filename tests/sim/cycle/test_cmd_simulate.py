@@ -41,7 +41,7 @@ def test_simulate_shipped_model_json_and_plots(tmp_path):
     assert sum(d["cycles"]["per_phase_mean"].values()) == pytest.approx(s["cycles_per_inference"])
     for name in ("energy.png", "cycles.png", "raster.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in out.iterdir()) == ["cycles.png", "energy.png", "raster.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".mintaccel-output", "cycles.png", "energy.png", "raster.png"]
 
 
 def test_simulate_given_input_labels_and_options(tmp_path):
@@ -61,13 +61,30 @@ def test_simulate_given_input_labels_and_options(tmp_path):
     assert len(d["predictions"]) == 6
 
 
+def test_simulate_threshold_above_the_bound(tmp_path):
+    """Defect 1's smallest case (theta = 4 > B = 2) runs: the build's accumulator is 4 bits, not 3."""
+    from mintaccel.model_export.format import save_model
+    from mintaccel.sim.reference import run
+    from tests.conftest import threshold_above_bound_model
+    model = threshold_above_bound_model()
+    save_model(model, tmp_path / "m.npz")
+    x = np.ones((2, 4, 1), np.uint8)
+    x[1, ::2] = 0
+    np.save(tmp_path / "x.npy", x)
+    r = mintaccel("simulate", "--model", tmp_path / "m.npz", "--input", tmp_path / "x.npy", "--json", tmp_path / "s.json")
+    assert r.returncode == 0, r.stderr
+    assert "4-bit accumulators" in r.stdout
+    d = json.loads((tmp_path / "s.json").read_text())
+    assert d["predictions"] == run(model, x).predictions.tolist()
+
+
 @pytest.mark.parametrize("make_args, match", [
     (lambda p: ["--input", p / "bad.npy"], "input spikes must be shaped [batch, 8, 64]"),
     (lambda p: ["--input", p / "missing.npy"], "no such input file"),
     (lambda p: ["--energy-table", p / "bad.json"], "not valid JSON"),
-    (lambda p: ["--clock", "0"], "--clock must be a positive"),
+    (lambda p: ["--clock", "0"], "argument --clock: must be a positive finite number"),
     (lambda p: ["--model", p / "nope.npz"], "no such model file"),
-    (lambda p: ["--out", p / "bad.npy"], "exists and is not a folder"),
+    (lambda p: ["--out", p / "bad.npy"], "it is a file, not a folder"),
     (lambda p: ["--n-pe", "0"], "n_pe must be in 1..64"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, make_args, match):

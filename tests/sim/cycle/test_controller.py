@@ -104,9 +104,3 @@ def test_vectorized_over_samples_equals_one_at_a_time():
         for name, counts in one.blocks.items():
             for op, a in counts.ops.items():
                 assert np.array_equal(a[0], batch.blocks[name].ops[op][b]), (name, op)
-
-
-def test_drain_is_the_rtl_threshold_pipeline_latency():
-    from mintaccel.hw.threshold_unit import ThresholdUnit
-    from mintaccel.sim.cycle.controller import LAYER_DRAIN
-    assert LAYER_DRAIN == ThresholdUnit.LATENCY

@@ -1,0 +1,235 @@
+"""Does a build fit the device? The hard resources it needs, from the memory geometry, before any tool runs.
+
+The memories of a build follow from its HwConfig (`hw.generate.memory_map`). Where each one goes is
+decided by Yosys's `memory_libmap` pass inside `synth_ice40` / `synth_ecp5`, by cost: every RAM
+primitive of the target's library (`Target.rams`) in every width mode, against soft logic at one unit
+per bit. `place` repeats that decision (Yosys 0.70, passes/memory/memory_libmap.cc) for the port
+structure this accelerator's memories have, so the block-RAM count is the one synthesis will produce;
+tests/flows/test_fit.py checks it against real Yosys runs on both targets. The other hard resources:
+SPRAM stays 0 (synth_ice40 maps none without `-spram`) and DSP cells stay 0 (the design has no
+multiplier: tests/flows/test_multiplier_free.py). LUTs are left to the tools: an honest LUT count needs
+synthesis.
+
+    est = estimate(cfg, target)      # est.bram, est.placements
+    check_device(cfg, target)        # UserError: "... needs 60 of the UP5K's 30 block RAMs ..."
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from mintaccel.core.errors import UserError
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.flows.targets import TARGETS, RamType, Target
+
+#: memory_libmap's weights for the soft logic a mapping adds (FACTOR_MUX, FACTOR_DEMUX, FACTOR_EMU).
+MUX_FACTOR, DEMUX_FACTOR, EMU_FACTOR = 0.5, 0.5, 2
+#: Cost of one memory bit in soft logic (flip-flops and multiplexers), memory_libmap's `-logic-cost-ram`.
+LOGIC_COST_PER_BIT = 1.0
+
+
+@dataclass(frozen=True)
+class MemoryShape:
+    """One memory of the build as synthesis sees it after coarse optimisation."""
+
+    name: str
+    """Its name in the synthesized netlist (`weights.bank0`, `membranes.mem`, ...)."""
+    group: str
+    """What it holds, for messages: `weights`, `membranes`, `biases`, `events`, `spike buffer`."""
+    depth: int
+    """Words."""
+    width: int
+    """Bits per word."""
+    sync_reads: int
+    """Read ports with a registered output (every one has a read enable or none; none is transparent)."""
+    async_reads: int
+    """Combinational read ports."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where memory_libmap puts one memory."""
+
+    memory: MemoryShape
+    """The memory."""
+    ram: RamType | None
+    """The primitive it maps to; None: flip-flops and LUTs."""
+    primitives: int
+    """How many of them (0 in soft logic)."""
+    cost: float
+    """memory_libmap's cost of the chosen mapping (soft logic: one per bit)."""
+
+    @property
+    def mapped_to(self) -> str:
+        return self.ram.cell if self.ram else "flip-flops and LUTs"
+
+
+@dataclass(frozen=True)
+class FitEstimate:
+    """The hard resources a build needs on a target."""
+
+    target: Target
+    """The device."""
+    placements: tuple[Placement, ...]
+    """One per memory of the build."""
+
+    def count(self, kind: str) -> int:
+        return sum(p.primitives for p in self.placements if p.ram is not None and p.ram.kind == kind)
+
+    @property
+    def bram(self) -> int:
+        """Block RAM primitives (SB_RAM40_4K / DP16KD + PDPW16KD)."""
+        return self.count("block")
+
+    @property
+    def lutram(self) -> int:
+        """Distributed RAM primitives (ECP5 TRELLIS_DPR16X4); they use LUTs, which the tools judge."""
+        return self.count("distributed")
+
+    spram = 0
+    """SPRAM primitives: synth_ice40 maps none without -spram."""
+    dsp = 0
+    """DSP cells: the accelerator is multiplier-free."""
+
+    def by_group(self, kind: str = "block") -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.placements:
+            if p.ram is not None and p.ram.kind == kind:
+                out[p.memory.group] = out.get(p.memory.group, 0) + p.primitives
+        return out
+
+    def problem(self) -> str | None:
+        """What does not fit, by how much (None: it fits)."""
+        t = self.target
+        if self.bram <= t.bram_available:
+            return None
+        groups = sorted(self.by_group().items(), key=lambda kv: -kv[1])
+        part = t.device.split()[-1].rsplit("-", 1)[0]  # without the package: iCE40UP5K, LFE5U-25F
+        need = f"{groups[0][0]} need {groups[0][1]}" if len(groups) == 1 else \
+            f"the memories need {self.bram} ({', '.join(f'{g} {n}' for g, n in groups)})"
+        return (f"{need} of the {part}'s {t.bram_available} block RAMs ({t.bram_cells[0]}), "
+                f"{self.bram - t.bram_available} too many")
+
+    def as_dict(self) -> dict:
+        t = self.target
+        return {
+            "bram": self.bram, "bram_available": t.bram_available, "lutram": self.lutram,
+            "spram": self.spram, "spram_available": t.spram_available, "dsp": self.dsp,
+            "fits": self.problem() is None,
+            "memories": [{"memory": p.memory.name, "depth": p.memory.depth, "width": p.memory.width,
+                          "mapped_to": p.mapped_to, "primitives": p.primitives} for p in self.placements],
+            "note": "predicted before synthesis from the memory geometry (flows/fit.py, memory_libmap's cost model)",
+        }
+
+
+def memory_shapes(cfg: HwConfig) -> tuple[MemoryShape, ...]:
+    """Every memory of build `cfg`, named as in the synthesized netlist.
+
+    Port structure (hw/): the weight banks, membrane, bias and event memories have one write port and
+    one registered read port with an enable; the spike buffer (hw/spike_buffer.py) has two reads that
+    Yosys merges with their output registers and one combinational read (the OUTPUT stream).
+    """
+    from mintaccel.hw.generate import memory_map
+
+    mems = memory_map(cfg)["memories"]
+    w = mems["weight_banks"]
+    out = [MemoryShape(f"weights.bank{i}", "weights", w["depth"], w["width"], 1, 0) for i in range(w["banks"])]
+    out.append(MemoryShape("membranes.mem", "membranes", mems["membranes"]["depth"], mems["membranes"]["width"], 1, 0))
+    if mems["biases"]:
+        out.append(MemoryShape("biases.mem", "biases", mems["biases"]["depth"], mems["biases"]["width"], 1, 0))
+    # an event index only addresses the weight banks (hw/controller.py): with 1-word banks nothing reads
+    # the event memory and Yosys removes it
+    ev = mems["events"]
+    if w["depth"] > 1:
+        out.append(MemoryShape("events", "events", ev["depth"], ev["width"], 1, 0))
+    sb = mems["spike_buffer"]
+    out.append(MemoryShape("spike_buffer.mem", "spike buffer", sb["depth"], sb["width"], 2, 1))
+    return tuple(out)
+
+
+def netlist_name(name: str) -> str:
+    """A synthesized memory name without Amaranth's uniquifying `$<n>` (`biases$150.mem` -> `biases.mem`)."""
+    return re.sub(r"\$\d+", "", name)
+
+
+# ---------------------------------------------------------------- memory_libmap's decision
+
+def _emulation(ram: RamType, mem: MemoryShape) -> tuple[int, int] | None:
+    """(emulation score, port replicas) of mapping `mem` to `ram`; None if it cannot.
+
+    A block RAM has no capability for the non-transparent read the RTL asks for, so libmap emulates
+    read-first behaviour (3 points per write port) and transparency (3 per read port), plus 1 per read
+    port not shared with the write port. Distributed RAM reads asynchronously: a registered read gets
+    a soft output register (no points), 1 point per read port. One read port per primitive: more
+    read ports replicate the memory.
+    """
+    reads = mem.sync_reads + mem.async_reads
+    if ram.async_read:
+        return reads, reads
+    if mem.async_reads:
+        return None
+    return 3 + 4 * mem.sync_reads, mem.sync_reads
+
+
+def _best_geometry(ram: RamType, mem: MemoryShape, score: int, repl_port: int) -> tuple[float, int] | None:
+    """(cost, primitives) of the cheapest width mode of `ram` for `mem` (handle_geom, no wide ports)."""
+    byte_log2 = len(ram.widths) - 1 if ram.byte == 0 else \
+        max([i for i, w in enumerate(ram.widths) if ram.byte >= w], default=0)
+    best, best_int = None, 0
+    for base in range(len(ram.widths)):
+        unit = min(base, ram.write_modes[1], ram.read_modes[1])
+        if unit != base and best is not None:
+            break
+        if base < ram.write_modes[0] and base < byte_log2:
+            continue  # the write port cannot be this narrow
+        unit_width = ram.widths[unit]
+        byte = ram.byte if 0 < ram.byte <= unit_width else unit_width
+        swizzle = math.ceil(mem.width / byte) * byte  # one write enable for the whole word
+        blocks = (mem.depth - 1) // (1 << (ram.abits - base)) + 1
+        repl = math.ceil(blocks * swizzle / unit_width)
+        mux = (mem.sync_reads + mem.async_reads) * (blocks - 1) * mem.width
+        demux = blocks if blocks != 1 else 0
+        cost = ram.cost * repl * repl_port + MUX_FACTOR * mux + DEMUX_FACTOR * demux + EMU_FACTOR * score
+        if best is None or cost < best_int:  # libmap keeps the running best as an int
+            best, best_int = (cost, repl * repl_port), int(cost)
+    return best
+
+
+def place(mem: MemoryShape, target: Target) -> Placement:
+    """What memory_libmap maps `mem` to on `target`: the cheapest candidate, soft logic on a tie."""
+    kept: dict[str, tuple[RamType, float, int]] = {}
+    order: list[str] = []
+    for ram in target.rams:
+        emu = _emulation(ram, mem)
+        geom = emu and _best_geometry(ram, mem, *emu)
+        if not geom:
+            continue
+        if ram.kind not in kept:
+            order.append(ram.kind)
+        if ram.kind not in kept or geom[0] < kept[ram.kind][1]:  # prune_post_geom: cheapest per kind
+            kept[ram.kind] = (ram, *geom)
+    logic = mem.width * mem.depth * LOGIC_COST_PER_BIT
+    choice, best = Placement(mem, None, 0, logic), int(logic)
+    for kind in order:
+        ram, cost, prims = kept[kind]
+        if cost < best:
+            choice, best = Placement(mem, ram, prims, cost), int(cost)
+    return choice
+
+
+def estimate(cfg: HwConfig, target: Target) -> FitEstimate:
+    return FitEstimate(target, tuple(place(m, target) for m in memory_shapes(cfg)))
+
+
+def check_device(cfg: HwConfig, target: Target) -> FitEstimate:
+    """The estimate for `cfg` on `target`; UserError in one line if it does not fit (and where it would)."""
+    est = estimate(cfg, target)
+    problem = est.problem()
+    if problem:
+        others = [f"{t.name} ({e.bram} of {t.bram_available})" for t in TARGETS.values() if t is not target
+                  for e in [estimate(cfg, t)] if e.problem() is None]
+        hint = f"; it fits {', '.join(others)}" if others else ""
+        raise UserError(f"the build does not fit the {target.device}: {problem}{hint}")
+    return est

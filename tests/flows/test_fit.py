@@ -1,0 +1,146 @@
+"""flows/fit.py: the block RAMs a build needs, predicted before any tool runs, equal to what Yosys maps.
+
+The oracle is Yosys itself: `synth_ice40 -dsp` / `synth_ecp5` of the real build, run up to `map_ffram`
+(memories are mapped by then, about a second per run), and the session's full flows (test_reports.py,
+test_slow.py compare their totals too). Random builds come from HwConfig.for_model on seeded random
+networks: the builds `synth` makes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.model import IntModel, Leak, WeightFormat
+from mintaccel.flows import fit, yosys
+from mintaccel.flows.targets import ECP5_25F, ICE40_UP5K, TARGETS
+from mintaccel.core.errors import UserError
+from tests.conftest import random_layer, random_model
+from tests.flows.common import small_config
+
+
+def mnist_model(seed: int = 0) -> IntModel:
+    """A 784-128-10 network with 2-bit weights and membranes and random weights (no training needed)."""
+    rng = np.random.default_rng(seed)
+    fmt = WeightFormat("uniform", 2)
+    return IntModel((random_layer(rng, 784, 128, fmt, 2, leak=Leak("none")),
+                     random_layer(rng, 128, 10, fmt, 2, leak=Leak("none"))), 8)
+
+
+def random_build(seed: int) -> tuple[HwConfig, IntModel]:
+    """A build as `synth` makes it (HwConfig.for_model) for a seeded random network of random size."""
+    rng = np.random.default_rng(seed)
+    sizes = tuple(int(n) for n in rng.integers(2, 400, size=int(rng.integers(2, 4))))
+    model = random_model(seed, sizes=sizes)
+    return HwConfig.for_model(model, n_pe=int(rng.choice([1, 2, 4, 8, 16]))), model
+
+
+def yosys_memories(cfg, model, target, folder) -> dict[str, int]:
+    """memory -> RAM primitives Yosys instantiates for it (the real synthesis script, stopped once
+    memories are mapped)."""
+    from mintaccel.hw.top import Accelerator
+    yosys.write_rtlil(Accelerator(cfg, model), "mintaccel_top", folder / "core.il")
+    yosys.run_yosys(folder, "mem", yosys.synth_script(target, "core.il", "mintaccel_top", "mem_stat.json",
+                                                      netlist="mem_netlist.json", until="map_ffram"))
+    cells = yosys.ram_cells(yosys.load_json(folder / "mem_netlist.json"), "mintaccel_top", target)
+    return {fit.netlist_name(name): len(prims) for name, prims in cells.items()}
+
+
+def predicted(cfg, target) -> dict[str, int]:
+    return {p.memory.name: p.primitives for p in fit.estimate(cfg, target).placements if p.primitives}
+
+
+def assert_matches_yosys(cfg, model, target, folder):
+    assert predicted(cfg, target) == yosys_memories(cfg, model, target, folder)
+
+
+@pytest.mark.parametrize("target", TARGETS.values(), ids=TARGETS)
+def test_shipped_build_matches_yosys(flows_dir, shipped_model, target):
+    cfg = HwConfig.for_model(shipped_model)
+    assert_matches_yosys(cfg, shipped_model, target, flows_dir / f"fit-shipped-{target.name}")
+    # docs/flows.md's table: 8 weight banks + membranes + events in EBR on iCE40; 8 DP16KD on ECP5
+    assert fit.estimate(cfg, target).bram == {"ice40-up5k": 10, "ecp5-25f": 8}[target.name]
+
+
+@pytest.mark.parametrize("target", TARGETS.values(), ids=TARGETS)
+def test_mnist_build_matches_yosys(flows_dir, target):
+    model = mnist_model()
+    assert_matches_yosys(HwConfig.for_model(model), model, target, flows_dir / f"fit-mnist-{target.name}")
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+@pytest.mark.parametrize("target", TARGETS.values(), ids=TARGETS)
+def test_random_builds_match_yosys(flows_dir, target, seed):
+    cfg, model = random_build(seed)
+    assert_matches_yosys(cfg, None, target, flows_dir / f"fit-random{seed}-{target.name}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(20, 32))
+@pytest.mark.parametrize("target", TARGETS.values(), ids=TARGETS)
+def test_more_random_builds_match_yosys(flows_dir, target, seed):
+    cfg, _ = random_build(seed)
+    assert_matches_yosys(cfg, None, target, flows_dir / f"fit-random{seed}-{target.name}")
+
+
+def test_contents_do_not_change_the_mapping(flows_dir):
+    """The check runs before elaboration, on the geometry alone: the preloaded weights change nothing."""
+    model = random_model(5, sizes=(300, 40, 10))
+    cfg = HwConfig.for_model(model, n_pe=4)
+    with_model = yosys_memories(cfg, model, ICE40_UP5K, flows_dir / "fit-contents-model")
+    empty = yosys_memories(cfg, None, ICE40_UP5K, flows_dir / "fit-contents-empty")
+    assert with_model == empty == predicted(cfg, ICE40_UP5K)
+
+
+def test_small_build_in_the_full_flows(small_ice40, small_ecp5):
+    est = fit.estimate(small_config(), ICE40_UP5K)
+    assert small_ice40["fit"]["bram"] == est.bram == small_ice40["synthesis"]["bram"] > 0
+    assert {fit.netlist_name(m["memory"]): m["primitives"] for m in small_ice40["memories"] if m["primitives"]} \
+        == predicted(small_config(), ICE40_UP5K)
+    ecp5 = fit.estimate(small_config(), ECP5_25F)
+    assert (ecp5.bram, ecp5.lutram) == (small_ecp5["bram"], small_ecp5["lutram"])
+
+
+def test_mnist_refusal_says_what_and_by_how_much():
+    cfg = HwConfig.for_model(mnist_model())
+    with pytest.raises(UserError) as e:
+        fit.check_device(cfg, ICE40_UP5K)
+    msg = str(e.value)
+    # 12,800 2-bit words per bank: 7 EBRs in 2048x2 mode, x 8 banks; 784 10-bit events: 3 in 1024x4
+    assert "need 60 (weights 56, events 3, membranes 1) of the iCE40UP5K's 30 block RAMs" in msg
+    assert "30 too many" in msg and "it fits ecp5-25f (17 of 56)" in msg and "\n" not in msg
+    assert fit.check_device(cfg, ECP5_25F).bram == 17
+
+
+def test_hard_resources_besides_block_ram():
+    est = fit.estimate(HwConfig.for_model(mnist_model()), ICE40_UP5K)
+    assert est.spram == 0 and est.dsp == 0  # synth_ice40 without -spram; multiplier-free design
+    d = est.as_dict()
+    assert d["fits"] is False and d["bram"] == 60 and d["bram_available"] == 30
+
+
+@pytest.mark.parametrize("depth, in_ram", [(39, False), (40, True)])
+def test_soft_logic_wins_a_tie(flows_dir, depth, in_ram):
+    """libmap keeps flip-flops unless a RAM is strictly cheaper: a 39 x 2-bit membrane memory costs 78 in
+    soft logic and 64 + 14 (emulation) in one EBR; at 40 words the EBR wins."""
+    cfg = HwConfig(n_pe=1, max_layers=1, max_inputs=2, max_neurons=1, max_timesteps=2, weight_depth=2,
+                   membrane_depth=depth)
+    place = {p.memory.name: p for p in fit.estimate(cfg, ICE40_UP5K).placements}["membranes.mem"]
+    assert (place.ram is not None) == in_ram and place.cost == 78  # soft logic at 39, the EBR at 40
+    assert_matches_yosys(cfg, None, ICE40_UP5K, flows_dir / f"fit-tie{depth}")
+
+
+def test_an_asynchronous_read_never_goes_to_block_ram():
+    mem = fit.MemoryShape("spike_buffer.mem", "spike buffer", 512, 16, 2, 1)
+    assert fit.place(mem, ICE40_UP5K).ram is None
+    assert fit.place(mem, ECP5_25F).ram.kind == "distributed"
+
+
+def test_a_build_too_big_for_every_target():
+    cfg = HwConfig(n_pe=8, max_inputs=16, weight_bits=8, weight_depth=65536)
+    with pytest.raises(UserError) as e:
+        fit.check_device(cfg, ECP5_25F)
+    # 65,536 8-bit words: 32 DP16KD per bank in the 2048x9 mode; the small memories go to LUT RAM
+    assert str(e.value) == ("the build does not fit the Lattice LFE5U-25F-CABGA256: weights need 256 of the "
+                            "LFE5U-25F's 56 block RAMs (DP16KD), 200 too many")

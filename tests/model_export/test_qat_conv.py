@@ -1,0 +1,154 @@
+"""Conv networks on the integer track: in eval mode the torch network and the integer reference model give
+the same spikes of every layer at every step, the same stored membranes and the same counts, exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mintaccel.core.errors import UserError
+from mintaccel.core.model import Encoding
+from mintaccel.model_export import datasets
+from mintaccel.model_export.qat import LayerSpec, QuantSNN, TrainConfig
+from mintaccel.model_export.qat_layers import exact_conv2d
+from mintaccel.model_export.train import encoded, load_checkpoint, save_checkpoint, train
+from mintaccel.sim.reference import run
+from tests.conftest import random_spikes
+
+# (input shape, TrainConfig): every weight scheme, both resets, every leak kind, bias, stride 2, padding 0,
+# both pool kinds, a sum pool feeding a conv and a dense layer, per-layer formats.
+CASES = {
+    "mint-2/2-max-stride2-pad0": ((1, 8, 8), TrainConfig(
+        arch="c4k3,p2,c6k3s2p0,f10", layers=(LayerSpec("uniform:2", "2"),))),
+    "mint-4/4-sum-soft-decay-bias": ((2, 7, 7), TrainConfig(
+        arch="c4k3,s2,c5k3,f10", layers=(LayerSpec("uniform:4", "4"),), reset="soft", leak="decay:2",
+        bias=True, bias_bits=6, timesteps=5)),
+    "binary/2-k5-no-leak": ((1, 8, 8), TrainConfig(
+        arch="c4k5,p2,f16,f10", layers=(LayerSpec("binary", "2"),), leak="none", threshold=0.6)),
+    "pot3/2-sum-into-dense": ((1, 8, 8), TrainConfig(
+        arch="c3k3p0,s3,f10", layers=(LayerSpec("pot:3", "2"),))),
+    "ternary-sigmoid/3-shift2": ((3, 6, 6), TrainConfig(
+        arch="c5k2,p2s1,c4k3s2,f10", layers=(LayerSpec("sigmoid:uniform:2", "3"),), leak="shift:2",
+        threshold=0.5)),
+    "mixed-8/8-pool-first-bias": ((1, 9, 9), TrainConfig(
+        arch="s3,c6k3p0,f12,f10", layers=(LayerSpec("uniform:8", "8"), LayerSpec("pot:4", "4"),
+                                          LayerSpec("uniform:3", "2")), bias=True, bias_bits=8, reset="soft",
+        threshold=0.7, timesteps=6)),
+}
+
+
+def torch_trace(net: QuantSNN, x: np.ndarray):
+    with torch.no_grad():
+        counts, spikes, mems = net.eval()(torch.from_numpy(x).float(), record=True)
+    return counts.numpy(), [s.numpy() for s in spikes], [None if m is None else m.numpy() for m in mems]
+
+
+def assert_same_trace(net: QuantSNN, model, x: np.ndarray, where: str):
+    counts, spikes, mems = torch_trace(net, x)
+    ref = run(model, x)
+    for l in range(len(model.layers)):
+        assert np.array_equal(ref.spikes[l], spikes[l]), f"{where}: layer {l} outputs"
+        if ref.membranes[l] is None:
+            assert mems[l] is None, f"{where}: layer {l} has no neurons"
+        else:
+            assert np.array_equal(ref.membranes[l], mems[l]), f"{where}: layer {l} membranes"
+    assert np.array_equal(ref.counts, counts), where
+    return ref
+
+
+def random_net(name: str, seed: int) -> QuantSNN:
+    shape, cfg = CASES[name]
+    torch.manual_seed(seed)
+    net = QuantSNN([int(np.prod(shape)), 10], cfg, shape)
+    with torch.no_grad():  # spread the weights over more of each grid than the initialisation does
+        for p in net.parameters():
+            if p.ndim > 1:
+                p.mul_(torch.empty_like(p).uniform_(0.5, 2.5))
+    return net.eval()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_eval_equals_reference_on_random_conv_networks(name):
+    for seed in range(3):
+        net = random_net(name, seed)
+        model = net.to_int_model(Encoding())
+        active = np.zeros(len(model.layers), bool)
+        for density in (0.0, 0.15, 0.5, 1.0, None):
+            x = random_spikes(seed, 16, model.timesteps, model.n_inputs, density)
+            ref = assert_same_trace(net, model, x, f"{name} seed {seed} density {density}")
+            active |= np.array([s.any() for s in ref.spikes])
+        # every layer fired somewhere, so the comparison covers real spikes and resets
+        assert active.all(), f"{name} seed {seed}: silent layers {np.flatnonzero(~active)}"
+
+
+def test_export_sets_geometry_and_input_max():
+    net = random_net("mixed-8/8-pool-first-bias", 0)
+    model = net.to_int_model(Encoding())
+    assert [l.kind for l in model.layers] == ["pool", "conv2d", "flatten", "dense", "dense"]
+    pool, conv = model.layers[:2]
+    assert (pool.op, pool.in_shape, pool.kernel, pool.stride) == ("sum", (1, 9, 9), 3, 3)
+    assert (conv.in_shape, conv.out_shape, conv.stride, conv.padding, conv.input_max) == ((1, 3, 3), (6, 1, 1), 1, 0, 9)
+    assert conv.bound == conv.membrane_max + 9 * 9 * conv.weight_format.max_magnitude + 127
+    assert model.layers[3].input_max == 1 and model.input_shape == (1, 9, 9)
+
+
+def test_exact_conv2d_equals_an_integer_convolution():
+    """The eval path's convolution against int64 numpy, on values whose sums need all 24 bits."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 50, (5, 3, 9, 9))
+    w = rng.integers(-127, 128, (4, 3, 5, 5))
+    b = rng.integers(-1000, 1000, 4)
+    for stride, padding in ((1, 2), (2, 0), (2, 4)):
+        got = exact_conv2d(torch.tensor(x, dtype=torch.float32), torch.tensor(w, dtype=torch.float32),
+                           torch.tensor(b, dtype=torch.float32), stride, padding).numpy()
+        xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        cols = np.lib.stride_tricks.sliding_window_view(xp, (5, 5), axis=(2, 3))[:, :, ::stride, ::stride]
+        want = np.einsum("ncyxij,ocij->noyx", cols, w) + b[:, None, None]
+        assert np.array_equal(got, want), (stride, padding)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Two conv nets trained briefly on the digits (a few epochs: non-trivial weights and thresholds)."""
+    return {name: train(cfg) for name, cfg in {
+        "2/2-max": TrainConfig(arch="c8k3,p2,c16k3,p2,f10", epochs=3),
+        "pot3/2-sum-bias": TrainConfig(arch="c6k3,s2,f10", layers=(LayerSpec("pot:3", "2"),), bias=True,
+                                       reset="soft", epochs=3),
+    }.items()}
+
+
+@pytest.mark.parametrize("name", ["2/2-max", "pot3/2-sum-bias"])
+def test_eval_equals_reference_on_digits_test_split(trained, name):
+    result = trained[name]
+    model = result.net.to_int_model(result.encoding)
+    split = datasets.digits()
+    _, xte = encoded(split, model.timesteps)
+    ref = assert_same_trace(result.net, model, xte.numpy().astype(np.uint8), name)
+    assert float((ref.predictions == split.y_test).mean()) == result.test_accuracy
+
+
+def test_checkpoint_round_trips_a_conv_network(trained, tmp_path):
+    result = trained["pot3/2-sum-bias"]
+    save_checkpoint(result, tmp_path / "c.pt")
+    net, encoding = load_checkpoint(tmp_path / "c.pt")
+    assert net.cfg == result.config and net.input_shape == (1, 8, 8) and encoding == result.encoding
+    a, b = result.net.to_int_model(encoding), net.to_int_model(encoding)
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        assert la.kind == lb.kind and la.n_out == lb.n_out
+        if hasattr(la, "weight"):
+            assert np.array_equal(la.weight, lb.weight) and la.threshold == lb.threshold
+
+
+def test_float_and_squat_conv_layers_train_but_do_not_export():
+    for spec in (LayerSpec("float", "float"), LayerSpec("uniform:2", "squat:2")):
+        cfg = TrainConfig(arch="c8k3,p2,f10", layers=(spec,), epochs=3)
+        result = train(cfg)
+        assert result.test_accuracy > 0.5, spec  # chance is 0.1
+        with pytest.raises(UserError, match="cannot export: layer 0"):
+            result.net.to_int_model(Encoding())
+
+
+def test_conv_arch_needs_an_image_shape():
+    with pytest.raises(UserError, match="needs image data"):
+        QuantSNN([64, 10], TrainConfig(arch="c4k3,f10"))
