@@ -36,6 +36,27 @@ def random_model(seed: int, sizes=(12, 9, 5), timesteps: int = 6) -> IntModel:
     return IntModel(tuple(layers), timesteps)
 
 
+def random_conv_model(seed: int, in_shape=(1, 8, 8), classes: int = 5, timesteps: int = 4) -> IntModel:
+    """A small random conv network (conv2d -> pool -> conv2d with bias, stride 2 -> flatten -> dense),
+    its formats, membranes and pool op drawn from `seed`."""
+    from mintaccel.core.conv import Conv2dLayer, FlattenLayer, PoolLayer
+    rng = np.random.default_rng(seed)
+    formats = WeightFormat.every()
+
+    def conv(c_out, shape, stride, padding, bias_bits=0):
+        fmt = formats[rng.integers(len(formats))]
+        bias = rng.integers(-7, 8, size=c_out) if bias_bits else None
+        return Conv2dLayer(rng.choice(fmt.levels(), size=(c_out, shape[0], 3, 3)), fmt,
+                           int(rng.choice(MEMBRANE_BITS)), int(rng.integers(1, 4)), str(rng.choice(RESETS)),
+                           Leak("shift", 1), bias, bias_bits, in_shape=shape, stride=stride, padding=padding)
+    c1 = conv(4, in_shape, 1, 1)
+    pool = PoolLayer(str(rng.choice(["max", "sum"])), c1.out_shape, 2)
+    c2 = conv(6, pool.out_shape, 2, 1, bias_bits=4)
+    flat = FlattenLayer(c2.out_shape)
+    head = random_layer(rng, flat.n_out, classes, WeightFormat("uniform", 2), 2)
+    return IntModel((c1, pool, c2, flat, head), timesteps)
+
+
 def threshold_above_bound_model() -> IntModel:
     """docs/arithmetic.md section 3's case A = bitlength(theta) + 1 at its smallest: one layer 1 -> 1,
     uniform:2 weights, 2-bit membrane, B = 2 and theta = 4 (issue 10, defect 1)."""

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job on the shipped model: accuracy, memory, cycles, energy, Verilog, area")
     p.set_defaults(func=c.cmd_demo)
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
+    p.add_argument("--conv-model", metavar="MODEL",
+                   help="conv model shown next to it on the reference model (default: the shipped digits conv model)")
     output_option(p, "--out", folder=True, default="mintaccel-demo",
                   help="folder for generated files, replaced whole (default ./mintaccel-demo)")
     p.add_argument("--clock", type=positive, default=48.0,

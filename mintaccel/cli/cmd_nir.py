@@ -91,9 +91,11 @@ def _lazy_progress(stack: contextlib.ExitStack, steps: int):
 
 
 def _layer_rows(result) -> list[dict]:
+    """One row per neuron layer of the import (pools and flatten are listed in the notes of the model)."""
     rows = []
-    for fl, il, ch, (beta, realised) in zip(result.net.layers, result.model.layers, result.choices, result.leaks):
-        rows.append({"nodes": [fl.weight_node, fl.neuron_node], "kind": fl.kind, "inputs": il.n_in,
+    for fl, il, ch, (beta, realised) in zip(result.net.neuron_layers, result.model.neuron_layers, result.choices,
+                                            result.leaks):
+        rows.append({"nodes": [fl.weight_node, fl.neuron_node], "kind": fl.kind, "layer": il.kind, "inputs": il.n_in,
                      "outputs": il.n_out, "weight": str(il.weight_format), "membrane_bits": il.membrane_bits,
                      "scale": il.scale, "threshold": il.threshold, "reset": il.reset, "leak": str(il.leak),
                      "beta": beta, "beta_realised": realised, "bias_bits": il.bias_bits})
@@ -107,12 +109,16 @@ def _print_import(args, result, layers) -> None:
         t.add_column(c)
     for i, l in enumerate(layers):
         beta = f"{l['beta']:.4g}" + ("" if abs(l["beta"] - l["beta_realised"]) < 1e-6 else f" -> {l['beta_realised']:.4g}")
-        t.add_row(str(i), f"{l['nodes'][0]} + {l['nodes'][1]} ({l['kind']})", f"{l['inputs']} -> {l['outputs']}",
+        t.add_row(str(i), f"{l['nodes'][0]} + {l['nodes'][1]} ({l['layer']}, {l['kind']})", f"{l['inputs']} -> {l['outputs']}",
                   l["weight"], f"{l['membrane_bits']} bits", f"{l['scale']:.4g}", str(l["threshold"]), l["reset"],
                   f"{l['leak']} ({beta})", f"{l['bias_bits']} bits" if l["bias_bits"] else "none")
     report.console.print(t)
     f = result.figures
     rows = [("time steps", f["timesteps"]), ("dt", f"{f['dt']:g} s"), ("input", f"rate code of 0..{f['levels']}")]
+    maps = [f"{l.node} ({l.kind} -> sum pool {l.kernel}x{l.kernel}, stride {l.stride})" if hasattr(l, "kernel")
+            else f"{l.node} (Flatten)" for l in result.net.layers if not hasattr(l, "neuron_node")]
+    if maps:
+        rows.append(("pools and flatten", ", ".join(maps)))
     if "calibration" in f:
         c = f["calibration"]
         rows.append(("calibration", f"{c['data']}: accuracy {report.percent(c['accuracy'])}"))
@@ -133,13 +139,26 @@ def cmd_export_nir(args) -> int:
     from mintaccel.model_export.nir_export import write_nir
     model = load_model(args.model)
     write_nir(model, args.output, args.dt)
-    layers = [{"weight_node": f"fc{i}", "neuron_node": f"lif{i}", "kind": "IF" if l.leak.kind == "none" else "LIF",
-               "inputs": l.n_in, "outputs": l.n_out, "scale": l.scale if l.scale else 1.0,
-               "v_threshold": (l.threshold - 0.5) * (l.scale if l.scale else 1.0), "leak": str(l.leak)}
-              for i, l in enumerate(model.layers)]
+    layers = [_export_row(i, l) for i, l in enumerate(model.layers)]
     report.table(f"mintaccel export-nir: {args.model} -> {args.output}",
-                 [(f"layer {i}", f"{l['weight_node']} + {l['neuron_node']} ({l['kind']}), {l['inputs']} -> {l['outputs']}, "
-                                 f"scale {l['scale']:.4g}, v_threshold {l['v_threshold']:.4g}, {l['leak']}")
-                  for i, l in enumerate(layers)] + [("dt", f"{args.dt:g} s")])
+                 [(f"layer {i}", l["text"]) for i, l in enumerate(layers)] + [("dt", f"{args.dt:g} s")])
     report.maybe_json(args.json, {"model": args.model, "output": args.output, "dt": args.dt, "layers": layers})
     return 0
+
+
+def _export_row(i: int, l) -> dict:
+    """The NIR nodes one integer layer became (nir_export's names)."""
+    if l.kind == "pool":
+        return {"node": f"pool{i}", "kind": "SumPool2d", "inputs": l.n_in, "outputs": l.n_out,
+                "text": f"pool{i} (SumPool2d {l.kernel}x{l.kernel}, stride {l.stride}), {l.n_in} -> {l.n_out}"}
+    if l.kind == "flatten":
+        return {"node": f"flat{i}", "kind": "Flatten", "inputs": l.n_in, "outputs": l.n_out,
+                "text": f"flat{i} (Flatten), {l.n_in} -> {l.n_out}"}
+    s = l.scale if l.scale else 1.0
+    kind = "IF" if l.leak.kind == "none" else "LIF"
+    weight = "Conv2d" if l.kind == "conv2d" else ("Affine" if l.bias is not None else "Linear")
+    row = {"weight_node": f"fc{i}", "neuron_node": f"lif{i}", "kind": kind, "weight_kind": weight, "inputs": l.n_in,
+           "outputs": l.n_out, "scale": s, "v_threshold": (l.threshold - 0.5) * s, "leak": str(l.leak)}
+    row["text"] = (f"fc{i} + lif{i} ({weight} + {kind}), {l.n_in} -> {l.n_out}, scale {s:.4g}, "
+                   f"v_threshold {row['v_threshold']:.4g}, {l.leak}")
+    return row

@@ -114,11 +114,11 @@ def _regress_model(args, sims) -> int:
     from mintaccel.sim.reference import check_input
     harness, regress = _harness()
     model = load_model(args.model)
+    cfg = harness.model_config(model)  # exit 2, one line, if the model does not fit (or is a conv model)
     x = check_input(model, load_spikes(args.input))
     if len(x) == 0:
         raise UserError(f"{args.input}: no samples")
     labels = _labels(args.labels, len(x), model.n_outputs) if args.labels else None
-    cfg = harness.model_config(model)  # exit 2, one line, if the model does not fit
     if args.waves:
         os.environ[harness.WAVES_ENV] = "1"
     report.err_console.print(f"{args.model}: generating its Verilog (HwConfig.for_model, n_pe {cfg.n_pe}, "

@@ -124,20 +124,61 @@ def cmd_export(args) -> int:
 
 # ---------------------------------------------------------------- info
 
+def _dims(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _geometry(layer) -> str:
+    """`64 -> 128` (dense), `1x8x8 -> 8x8x8, k3 s1 p1` (conv2d), `8x8x8 -> 8x4x4, max k2 s2` (pool)."""
+    if layer.kind == "dense":
+        return f"{layer.n_in} -> {layer.n_out}"
+    if layer.kind == "flatten":
+        return f"{_dims(layer.in_shape)} -> {layer.n_out}"
+    text = f"{_dims(layer.in_shape)} -> {_dims(layer.out_shape)}, "
+    if layer.kind == "pool":
+        return text + f"{layer.op} k{layer.kernel} s{layer.stride}"
+    return text + f"k{layer.kernel} s{layer.stride} p{layer.padding}"
+
+
+def _describe_layer(l) -> dict:
+    d = {"kind": l.kind, "geometry": _geometry(l), "inputs": l.n_in, "outputs": l.n_out}
+    if hasattr(l, "in_shape"):
+        d["in_shape"] = list(l.in_shape)
+    if hasattr(l, "out_shape"):
+        d["out_shape"] = list(l.out_shape)
+    if l.kind in ("conv2d", "pool"):
+        d.update(kernel=l.kernel, stride=l.stride)
+    if l.kind == "conv2d":
+        d["padding"] = l.padding
+    if l.kind == "pool":
+        d["op"] = l.op
+    if hasattr(l, "weight_format"):  # a neuron layer
+        d.update(weight=str(l.weight_format), membrane_bits=l.membrane_bits, threshold=l.threshold, reset=l.reset,
+                 leak=str(l.leak), bias_bits=l.bias_bits, accumulator_bits=l.accumulator_bits, scale=l.scale,
+                 input_max=l.input_max)
+    d["footprint_bits"] = l.footprint_bits()
+    return d
+
+
 def describe(model) -> dict:
     return {
         "timesteps": model.timesteps,
         "inputs": model.n_inputs,
+        "input_shape": list(model.input_shape),
         "outputs": model.n_outputs,
         "encoding": {"kind": model.encoding.kind, "levels": model.encoding.levels},
         "accumulator_bits": model.accumulator_bits,
-        "layers": [{
-            "inputs": l.n_in, "outputs": l.n_out, "weight": str(l.weight_format), "membrane_bits": l.membrane_bits,
-            "threshold": l.threshold, "reset": l.reset, "leak": str(l.leak),
-            "bias_bits": l.bias_bits, "accumulator_bits": l.accumulator_bits, "scale": l.scale,
-        } for l in model.layers],
+        "layers": [_describe_layer(l) for l in model.layers],
         "footprint_bits": model.footprint_bits(),
+        "footprint_bits_8bit_membranes": model.footprint_bits(membrane_bits=8),
     }
+
+
+def _kinds_text(model) -> str:
+    """`2 dense layers`, `2 conv2d, 2 pool, 1 flatten, 1 dense layers` (in order of first appearance)."""
+    kinds = [l.kind for l in model.layers]
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    return ", ".join(f"{n} {k}" for k, n in counts.items()) + (" layer" if len(kinds) == 1 else " layers")
 
 
 def cmd_info(args) -> int:
@@ -145,16 +186,23 @@ def cmd_info(args) -> int:
     model = load_model(args.model)
     d = describe(model)
     from rich.table import Table
-    t = Table(title=f"{args.model}: {len(model.layers)} dense layers, T = {model.timesteps}, "
-                    f"input {model.encoding.kind} code of 0..{model.encoding.levels}", title_justify="left")
-    for c in ("layer", "in -> out", "weights", "membrane", "threshold", "reset", "leak", "bias", "acc bits", "scale"):
+    shape = f"input {_dims(model.input_shape)} ({model.n_inputs} values), " if len(model.input_shape) == 3 else "input "
+    t = Table(title=f"{args.model}: {_kinds_text(model)}, T = {model.timesteps}, "
+                    f"{shape}{model.encoding.kind} code of 0..{model.encoding.levels}", title_justify="left")
+    for c in ("layer", "kind", "geometry", "weights", "membrane", "threshold", "reset", "leak", "bias", "acc bits",
+              "scale", "weight bits", "membrane bits"):
         t.add_column(c)
     for i, l in enumerate(d["layers"]):
-        t.add_row(str(i), f"{l['inputs']} -> {l['outputs']}", l["weight"], f"{l['membrane_bits']} bits",
-                  str(l["threshold"]), l["reset"], l["leak"], f"{l['bias_bits']} bits" if l["bias_bits"] else "none",
-                  str(l["accumulator_bits"]), "-" if l["scale"] is None else f"{l['scale']:.4g}")
+        fp = l["footprint_bits"]
+        if "weight" in l:
+            neuron = [l["weight"], f"{l['membrane_bits']} bits", str(l["threshold"]), l["reset"], l["leak"],
+                      f"{l['bias_bits']} bits" if l["bias_bits"] else "none", str(l["accumulator_bits"]),
+                      "-" if l["scale"] is None else f"{l['scale']:.4g}"]
+        else:
+            neuron = ["-"] * 8
+        t.add_row(str(i), l["kind"], l["geometry"], *neuron, f"{fp['weights']:,}", f"{fp['membranes']:,}")
     report.console.print(t)
-    report.table("memory footprint", report.footprint_rows(d["footprint_bits"]))
+    report.table("memory footprint", report.footprint_rows(d["footprint_bits"], d["footprint_bits_8bit_membranes"]))
     if model.meta.get("test_accuracy") is not None:  # meta is free-form: print whatever it holds
         split = model.meta.get("split")
         report.console.print(f"recorded test accuracy: {report.recorded(model.meta['test_accuracy'])}"
@@ -199,6 +247,11 @@ def load_spikes(path) -> np.ndarray:
         raise UserError(f"{path}: not a readable .npy array ({e})") from None
 
 
+def _output_noun(layer) -> str:
+    """What a layer's trace entry counts: spikes, except a sum pool's window counts (docs/arithmetic.md 7)."""
+    return "window counts" if getattr(layer, "op", None) == "sum" else "spikes"
+
+
 def cmd_run(args) -> int:
     from mintaccel.model_export.format import load_model
     from mintaccel.sim.reference import run_batched
@@ -221,8 +274,9 @@ def cmd_run(args) -> int:
         trace = run_batched(model, spikes, progress=advance)
     figures = {"samples": len(spikes), "predictions": trace.predictions.tolist(),
                "spikes_per_layer": [int(s.sum()) for s in trace.spikes]}
-    rows = [("samples", len(spikes))] + [(f"layer {i} spikes per sample", f"{s.sum() / max(1, len(spikes)):.1f}")
-                                        for i, s in enumerate(trace.spikes)]
+    rows = [("samples", len(spikes))] + [(f"layer {i} ({l.kind}) {_output_noun(l)} per sample",
+                                          f"{s.sum() / max(1, len(spikes)):.1f}")
+                                         for i, (l, s) in enumerate(zip(model.layers, trace.spikes))]
     if labels is not None:
         acc = float((trace.predictions == labels).mean())
         figures["accuracy"] = acc
@@ -235,6 +289,66 @@ def cmd_run(args) -> int:
 # ---------------------------------------------------------------- demo
 
 SYNTH_DIR = "synth-ice40-up5k"
+SHIPPED_CONV_MODEL = "digits-conv-w2m2.npz"
+"""The digits conv net the demo shows next to the MLP (reference model only: the accelerator is dense)."""
+
+
+def _demo_models(args):
+    """The MLP (it runs on the accelerator, so it must be dense) and the conv model (None when the
+    install ships none and none is given), both checked before any work."""
+    from mintaccel.core.hwconfig import refuse_conv
+    from mintaccel.model_export.format import load_model
+    path = Path(args.model) if args.model else shipped_model_path()
+    model = load_model(path)
+    try:
+        refuse_conv(model)
+    except UserError as e:
+        raise UserError(f"{path}: {e}; the demo shows a conv model with --conv-model") from None
+    conv_path = Path(args.conv_model) if args.conv_model else shipped_model_path(SHIPPED_CONV_MODEL)
+    conv = None
+    if args.conv_model or conv_path.is_file():
+        conv = load_model(conv_path)
+        if conv.dense_only:
+            raise UserError(f"--conv-model {conv_path} has dense layers only: give it as --model")
+    return path, model, conv_path, conv
+
+
+def _architecture(model) -> str:
+    """`1x8x8 -> conv2d 8x8x8 -> max pool 8x4x4 -> flatten 128 -> dense 10`."""
+    parts = [_dims(model.input_shape)]
+    for l in model.layers:
+        name = f"{l.op} pool" if l.kind == "pool" else l.kind
+        parts.append(f"{name} {_dims(getattr(l, 'out_shape', (l.n_out,)))}")
+    return " -> ".join(parts)
+
+
+def _memory_rows(fp: dict, fp8: dict, prefix: str = "") -> list[tuple]:
+    return [(f"{prefix}weights / membranes", f"{fp['weights']:,} / {fp['membranes']:,} bits"
+             + (f" (+ {fp['biases']:,} bits of biases)" if fp["biases"] else "")),
+            (f"{prefix}memory vs fp32", f"{fp['quantized']:,} / {fp['fp32']:,} bits: "
+                                        f"{report.percent(fp['reduction'])} smaller"),
+            (f"{prefix}memory vs 8-bit membranes", f"{fp['quantized']:,} / {fp8['quantized']:,} bits: "
+                                                   f"{report.percent(1 - fp['quantized'] / fp8['quantized'])} smaller")]
+
+
+def _demo_conv(conv_path: Path, conv) -> tuple[list[tuple], dict | None]:
+    """The conv model's rows and figures: accuracy on the reference model, its memory split."""
+    name = f"conv model ({conv_path.name})"
+    if conv is None:
+        return [(name, "not in this install (give one with --conv-model)")], None
+    from mintaccel.sim.reference import run_batched
+    spikes, split = _dataset_inputs("digits", None, conv)
+    trace = run_batched(conv, spikes)
+    acc = float((trace.predictions == split.y_test).mean())
+    fp, fp8 = conv.footprint_bits(), conv.footprint_bits(membrane_bits=8)
+    rows = [(name, f"{_architecture(conv)}, {report.formats_text(conv)}, T = {conv.timesteps}"),
+            ("conv quantized accuracy (integer reference model, now)", report.percent(acc)),
+            *_memory_rows(fp, fp8, "conv "),
+            ("conv model on the accelerator", "comes with the conv hardware (a later issue): "
+                                              "the accelerator runs dense layers only for now")]
+    return rows, {"model": str(conv_path), "samples": len(spikes), "quantized_accuracy": acc,
+                  "recorded_test_accuracy": conv.meta.get("test_accuracy"), "footprint_bits": fp,
+                  "footprint_bits_8bit_membranes": fp8, "accelerator": "later issue (conv hardware)"}
 
 
 def cmd_demo(args) -> int:
@@ -242,17 +356,15 @@ def cmd_demo(args) -> int:
     from mintaccel.core.hwconfig import HwConfig
     from mintaccel.flows.targets import get_target
     from mintaccel.hw.generate import TOP_NAME, generate
-    from mintaccel.model_export.format import load_model
     from mintaccel.sim.cycle import summary
     from mintaccel.sim.reference import run_batched
-    path = Path(args.model) if args.model else shipped_model_path()
-    model = load_model(path)
+    path, model, conv_path, conv = _demo_models(args)
     out = Path(args.out)
     target = get_target("ice40-up5k")
     spikes, split = _dataset_inputs("digits", None, model)
     trace = run_batched(model, spikes)
     acc = float((trace.predictions == split.y_test).mean())
-    fp = model.footprint_bits()
+    fp, fp8 = model.footprint_bits(), model.footprint_bits(membrane_bits=8)
     baseline = model.meta.get("float_baseline")  # meta is free-form: show whatever it holds
     float_acc = baseline.get("test_accuracy") if isinstance(baseline, dict) else baseline
     rows = [
@@ -264,9 +376,13 @@ def cmd_demo(args) -> int:
         ("weights + membranes", f"{fp['weights'] + fp['membranes']:,} bits"),
         ("same in fp32", f"{fp['fp32']:,} bits"),
         ("memory reduction vs fp32", report.percent(fp["reduction"])),
+        ("memory reduction vs 8-bit membranes", report.percent(1 - fp["quantized"] / fp8["quantized"])),
     ]
     figures = {"model": str(path), "data": split.description, "samples": len(spikes),
-               "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp}
+               "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp,
+               "footprint_bits_8bit_membranes": fp8}
+    conv_rows, figures["conv"] = _demo_conv(conv_path, conv)
+    rows += conv_rows
 
     cyc = summary(model, spikes, split.y_test, args.clock)
     figures["cycle_accurate"] = cyc

@@ -64,15 +64,16 @@ _SCHEME_NAMES = {"uniform": "uniform", "pot": "power-of-two", "binary": "binary"
 
 def formats_text(model) -> str:
     """The number formats in words: `2-bit uniform weights, 2-bit membranes` (per layer if they differ)."""
-    per = [f"{l.weight_format.bits}-bit {_SCHEME_NAMES[l.weight_format.scheme]} weights, {l.membrane_bits}-bit membranes"
-           for l in model.layers]
-    if len(set(per)) == 1:
-        return per[0]
-    return "; ".join(f"layer {i}: {text}" for i, text in enumerate(per))
+    per = {i: f"{l.weight_format.bits}-bit {_SCHEME_NAMES[l.weight_format.scheme]} weights, {l.membrane_bits}-bit membranes"
+           for i, l in enumerate(model.layers) if hasattr(l, "weight_format")}  # pools and flatten have none
+    if len(set(per.values())) == 1:
+        return next(iter(per.values()))
+    return "; ".join(f"layer {i}: {text}" for i, text in per.items())
 
 
-def footprint_rows(fp: dict) -> list[tuple]:
-    return [
+def footprint_rows(fp: dict, fp8: dict | None = None) -> list[tuple]:
+    """The memory split; `fp8`: the same network with 8-bit membranes (IntModel.footprint_bits(8))."""
+    rows = [
         ("weights", f"{fp['weights']:,} bits"),
         ("membranes", f"{fp['membranes']:,} bits"),
         ("biases", f"{fp['biases']:,} bits"),
@@ -80,3 +81,7 @@ def footprint_rows(fp: dict) -> list[tuple]:
         ("same in fp32", f"{fp['fp32']:,} bits ({fp['fp32'] / 8192:.2f} KiB)"),
         ("reduction vs fp32", percent(fp["reduction"])),
     ]
+    if fp8 is not None:
+        rows += [("same with 8-bit membranes", f"{fp8['quantized']:,} bits ({fp8['quantized'] / 8192:.2f} KiB)"),
+                 ("reduction vs 8-bit membranes", percent(1 - fp["quantized"] / fp8["quantized"]))]
+    return rows

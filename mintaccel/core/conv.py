@@ -22,7 +22,8 @@ MAP_SIDE_MAX = 1024
 CHANNELS_MAX = 1024
 IM2COL_CHUNK = 2**21
 """Elements of one im2col copy in `Conv2dLayer.synaptic_input` (8 MB of float32): bounded memory for any
-batch, and pieces that stay in cache between the copy and the product (twice as fast as one big copy)."""
+batch, and pieces that stay in cache between the copy and the product (with one BLAS thread about twice as
+fast as one big copy: benchmarks/conv_reference_speed.py)."""
 
 Shape = tuple[int, int, int]
 

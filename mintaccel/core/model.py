@@ -331,11 +331,15 @@ class IntModel:
     def accumulator_bits(self) -> int:
         return max(layer.accumulator_bits for layer in self.neuron_layers)
 
-    def footprint_bits(self) -> dict:
-        """Total storage in bits, and the fp32 equivalent."""
+    def footprint_bits(self, membrane_bits: int | None = None) -> dict:
+        """Total storage in bits, and the fp32 equivalent. `membrane_bits` (e.g. 8): the same network
+        with every membrane that wide instead, to show what narrow membranes save."""
         total = {"weights": 0, "membranes": 0, "biases": 0, "fp32": 0}
         for layer in self.layers:
-            for k, v in layer.footprint_bits().items():
+            bits = layer.footprint_bits()
+            if membrane_bits is not None and isinstance(layer, NeuronLayer):
+                bits["membranes"] = layer.n_out * membrane_bits
+            for k, v in bits.items():
                 total[k] += v
         total["quantized"] = total["weights"] + total["membranes"] + total["biases"]
         total["reduction"] = 1 - total["quantized"] / total["fp32"]

@@ -47,6 +47,50 @@ def test_demo_prints_and_writes_json(tmp_path):
     assert cyc["effective_sops_per_inference"] < cyc["sops_per_inference"]
 
 
+def test_demo_shows_a_conv_model_on_the_reference_model(tmp_path):
+    """Until the shipped conv model exists, a random one (seed 1): its accuracy and memory split next to the
+    MLP, the line saying its hardware run comes later; the MLP's rows stay."""
+    from mintaccel.model_export.format import save_model
+    from tests.conftest import random_conv_model
+    conv = random_conv_model(1, classes=10)
+    save_model(conv, tmp_path / "conv.npz")
+    r = mintaccel("demo", "--conv-model", tmp_path / "conv.npz", "--json", tmp_path / "d.json",
+                  "--out", tmp_path / "demo", "--no-synth")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((tmp_path / "d.json").read_text())
+    c, fp, fp8 = d["conv"], conv.footprint_bits(), conv.footprint_bits(membrane_bits=8)
+    assert c["samples"] == 360 and 0 <= c["quantized_accuracy"] <= 1
+    assert c["footprint_bits"] == fp and c["footprint_bits_8bit_membranes"] == fp8
+    assert fp8["quantized"] > fp["quantized"] and fp8["weights"] == fp["weights"]
+    assert f"{fp['weights']:,} / {fp['membranes']:,} bits" in r.stdout
+    assert "1x8x8 -> conv2d 4x8x8 -> max pool 4x4x4 -> conv2d 6x2x2 -> flatten 24 -> dense 10" in r.stdout
+    assert "comes with the conv hardware (a later issue)" in r.stdout
+    assert "quantized accuracy" in r.stdout and "93.75%" in r.stdout and d["cycle_accurate"]["accuracy"] > 0.9
+    assert_one_line_error(mintaccel("demo", "--model", tmp_path / "conv.npz", "--out", tmp_path / "d2", "--no-synth"),
+                          "runs dense layers only for now")
+    assert_one_line_error(mintaccel("demo", "--conv-model", shipped_model_path(), "--out", tmp_path / "d2"),
+                          "has dense layers only: give it as --model")
+    assert not (tmp_path / "d2").exists()
+
+
+def test_info_shows_conv_geometry_and_8_bit_membranes(tmp_path):
+    from mintaccel.model_export.format import save_model
+    from tests.conftest import random_conv_model
+    conv = random_conv_model(1)
+    save_model(conv, tmp_path / "conv.npz")
+    r = mintaccel("info", "conv.npz", "--json", "i.json", cwd=tmp_path)  # a short title: not wrapped
+    assert r.returncode == 0, r.stderr
+    for text in ("conv2d", "1x8x8 -> 4x8x8, k3 s1 p1", "4x8x8 -> 4x4x4, max k2 s2", "6x2x2 -> 24", "24 -> 5",
+                 "same with 8-bit membranes", "reduction vs 8-bit membranes", "input 1x8x8 (64 values)"):
+        assert text in r.stdout, text
+    d = json.loads((tmp_path / "i.json").read_text())
+    assert [l["kind"] for l in d["layers"]] == ["conv2d", "pool", "conv2d", "flatten", "dense"]
+    assert d["input_shape"] == [1, 8, 8] and d["layers"][2]["padding"] == 1 and d["layers"][2]["stride"] == 2
+    assert d["layers"][0]["footprint_bits"]["weights"] == 4 * 9 * conv.layers[0].weight_format.bits
+    assert d["layers"][0]["footprint_bits"]["membranes"] == 4 * 8 * 8 * conv.layers[0].membrane_bits
+    assert d["footprint_bits_8bit_membranes"]["membranes"] == 8 * (4 * 64 + 6 * 4 + 5)
+
+
 def test_demo_help_gives_the_measured_synthesis_time():
     r = mintaccel("demo", "--help")
     assert "about 1 min; 2 the first time" in " ".join(r.stdout.split())

@@ -103,15 +103,15 @@ def test_import_errors_are_one_line_and_write_nothing(tmp_path, make, args, matc
 
 def test_import_refuses_unsupported_node_and_keeps_an_existing_output(tmp_path):
     nodes = {"input": nir.Input(np.array([1, 8, 8])),
-             "flat": nir.Flatten(input_type={"input": np.array([1, 8, 8])}, start_dim=0),
-             "fc": nir.Linear(weight=np.ones((3, 64))),
+             "conv": nir.Conv2d(input_shape=(8, 8), weight=np.ones((3, 1, 3, 3)), stride=1, padding=1, dilation=2,
+                                groups=1, bias=np.zeros(3)),
              "lif": nir.LIF(tau=np.full(3, 8e-4), r=np.full(3, 8.0), v_leak=np.zeros(3), v_threshold=np.ones(3))}
     names = list(nodes)
     nir.write(tmp_path / "g.nir", nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), type_check=False))
     out = tmp_path / "out.npz"
     out.write_bytes(b"previous")
     assert_one_line_error(mintaccel("import", tmp_path / "g.nir", "-o", out, "--dataset", "digits"),
-                          "node 'flat' is a Flatten")
+                          "node 'conv': dilation 2x2 is not supported")
     assert out.read_bytes() == b"previous"
 
 
@@ -129,3 +129,38 @@ def test_export_nir_refuses_soft_reset(tmp_path):
     assert_one_line_error(r, "layer 0 uses a soft (subtract) reset, which NIR cannot express")
     assert not (tmp_path / "m.nir").exists()
     assert_one_line_error(mintaccel("export-nir", tmp_path / "absent.npz", "-o", tmp_path / "m.nir"), "no such model file")
+
+
+def test_import_and_export_of_a_spikingjelly_conv_graph(tmp_path):
+    """The committed SpikingJelly conv graph through both commands: a version-2 model file, the pools and
+    flatten reported, and export-nir -> import giving back the same integer model."""
+    fixture = ROOT / "tests/model_export/fixtures/spikingjelly_digits_conv.nir"
+    r = mintaccel("import", fixture, "-o", tmp_path / "m.npz", "--dataset", "digits", "--json", tmp_path / "m.json")
+    assert r.returncode == 0, r.stderr
+    assert "_2 (AvgPool2d -> sum pool 2x2, stride 2)" in r.stdout
+    d = json.loads((tmp_path / "m.json").read_text())
+    assert [l["layer"] for l in d["layers"]] == ["conv2d", "conv2d", "dense"]
+    assert d["test_accuracy"] > 0.8 and d["float_accuracy"] > 0.85
+    model = load_model(tmp_path / "m.npz")
+    assert [l.kind for l in model.layers] == ["conv2d", "pool", "conv2d", "pool", "flatten", "dense"]
+    r = mintaccel("export-nir", tmp_path / "m.npz", "-o", tmp_path / "e.nir")
+    assert r.returncode == 0, r.stderr
+    assert "pool1 (SumPool2d 2x2, stride 2)" in r.stdout
+    r = mintaccel("import", tmp_path / "e.nir", "-o", tmp_path / "b.npz", "--levels", "16")
+    assert r.returncode == 0, r.stderr
+    back = load_model(tmp_path / "b.npz")
+    for a, b in zip(model.layers, back.layers):
+        assert a.kind == b.kind and (not hasattr(a, "weight") or np.array_equal(a.weight, b.weight))
+
+
+def test_export_nir_refuses_a_max_pool_model(tmp_path):
+    from mintaccel.core.conv import Conv2dLayer, FlattenLayer, PoolLayer
+    neuron = dict(weight_format=WeightFormat("uniform", 2), membrane_bits=4, threshold=2, reset="hard",
+                  leak=Leak("none"))
+    model = IntModel((Conv2dLayer(weight=np.ones((2, 1, 3, 3), np.int64), in_shape=(1, 6, 6), **neuron),
+                      PoolLayer("max", (2, 4, 4), 2), FlattenLayer((2, 2, 2)),
+                      DenseLayer(weight=np.ones((3, 8), np.int64), **neuron)), 4, Encoding("rate", 16))
+    save_model(model, tmp_path / "m.npz")
+    assert_one_line_error(mintaccel("export-nir", tmp_path / "m.npz", "-o", tmp_path / "o.nir"),
+                          "layer 1 is a max pool (the OR of spikes), which NIR cannot express")
+    assert not (tmp_path / "o.nir").exists()

@@ -1,4 +1,5 @@
-"""Model file round trip, and every kind of bad file ends in one clear UserError."""
+"""Model file round trip (versions 1 and 2), and every kind of bad file ends in one clear UserError;
+bad conv geometry is checked through `mintaccel info` (exit 2, one line naming the layer)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,28 @@ import pytest
 from mintaccel.core.errors import UserError
 from mintaccel.model_export.format import load_model, save_model, to_manifest
 from mintaccel.sim.reference import run
-from tests.conftest import random_model, random_spikes
+from tests.conftest import random_conv_model, random_model, random_spikes
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_round_trip(tmp_path, seed):
-    model = random_model(seed)
-    path = tmp_path / "m.npz"
+def round_trip(path, model, seed):
+    """Save and load `model`: the same manifest, arrays, and spikes and membranes of every layer and step."""
     save_model(model, path)
     back = load_model(path)
     assert to_manifest(back) == to_manifest(model)
     for a, b in zip(model.layers, back.layers):
-        assert np.array_equal(a.weight, b.weight)
-        assert (a.bias is None and b.bias is None) or np.array_equal(a.bias, b.bias)
+        if hasattr(a, "weight"):
+            assert np.array_equal(a.weight, b.weight)
+            assert (a.bias is None and b.bias is None) or np.array_equal(a.bias, b.bias)
     x = random_spikes(seed, 4, model.timesteps, model.n_inputs)
-    assert all(np.array_equal(p, q) for p, q in zip(run(model, x).spikes, run(back, x).spikes))
+    p, q = run(model, x), run(back, x)
+    for u, v in zip(p.spikes + p.membranes, q.spikes + q.membranes):
+        assert (u is None and v is None) or np.array_equal(u, v)
+    return back
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_round_trip(tmp_path, seed):
+    round_trip(tmp_path / "m.npz", random_model(seed), seed)
 
 
 def test_readable_without_mintaccel(shipped_model):
@@ -64,7 +72,7 @@ def _set(path, value):
 
 
 BAD_MANIFESTS = [
-    (_set(["version"], 2), "unsupported format version 2"),
+    (_set(["version"], 3), "unsupported format version 3 \\(this mintaccel reads versions 1, 2\\)"),
     (_set(["format"], "other"), "expected 'mintaccel-model'"),
     (_set(["timesteps"], KeyError), "missing field 'manifest.timesteps'"),
     (_set(["timesteps"], "8"), "must be int"),
@@ -211,3 +219,127 @@ def test_optional_fields_load_when_absent(tmp_path):
     rewrite(src, path, edit_manifest=edit)
     model = load_model(path)
     assert model.meta == {} and model.layers[0].scale is None and model.layers[0].bias is None
+
+
+# ---------------------------------------------------------------- version 2: conv2d, pool, flatten
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_round_trip(tmp_path, seed):
+    model, path = random_conv_model(seed), tmp_path / "c.npz"
+    back = round_trip(path, model, seed)
+    assert to_manifest(model)["version"] == 2
+    assert [l.kind for l in back.layers] == ["conv2d", "pool", "conv2d", "flatten", "dense"]
+    assert back.input_shape == (1, 8, 8) and back.layers[2].input_max == model.layers[2].input_max
+    with zipfile.ZipFile(path) as z:  # pools and flatten store no array
+        assert z.namelist() == ["manifest.npy", "layer0.weight.npy", "layer2.weight.npy", "layer2.bias.npy",
+                                "layer4.weight.npy"]
+
+
+def test_dense_only_models_keep_version_1_bytes(tmp_path, shipped_model):
+    """The shipped MLP loads and saves to exactly the bytes it shipped with."""
+    from mintaccel.core.shipped import shipped_model_path
+    save_model(shipped_model, tmp_path / "m.npz")
+    assert (tmp_path / "m.npz").read_bytes() == shipped_model_path().read_bytes()
+    assert to_manifest(random_model(0))["version"] == 1 and "shape" not in to_manifest(random_model(0))["input"]
+
+
+def test_conv_file_is_readable_without_mintaccel(tmp_path):
+    save_model(random_conv_model(0), tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as f:
+        manifest = json.loads(f["manifest"].tobytes())
+        conv = manifest["layers"][0]
+        w = f[conv["weight"]["array"]]
+    assert manifest["input"]["shape"] == [1, 8, 8] and conv["in_shape"] == [1, 8, 8]
+    assert w.dtype == np.int8 and w.shape == (conv["out_channels"], 1, conv["kernel"], conv["kernel"])
+
+
+@pytest.fixture
+def conv_file(tmp_path):
+    path = tmp_path / "conv.npz"
+    save_model(random_conv_model(1), path)  # 1x8x8 -c4k3p1-> 4x8x8 -pool2-> 4x4x4 -c6k3s2p1-> 6x2x2 -f-> 24 -> 5
+    return path
+
+
+def _arrays(name, fn):
+    def edit(arrays):
+        arrays[name] = fn(arrays[name])
+    return edit
+
+
+BAD_CONV = [  # (manifest edit, array edit, what the one line says)
+    (_set(["layers", 0, "kernel"], 7), None, r"layers[0] (conv2d): array 'layer0.weight' has shape [4, 1, 3, 3], expected [4, 1, 7, 7]"),
+    (_set(["layers", 0, "padding"], 3), None, "layers[0] (conv2d): conv2d padding must be in 0..2"),
+    (_set(["layers", 2, "stride"], 3), None, "layers[2] (conv2d): conv2d stride must be 1 or 2, not 3"),
+    (_set(["layers", 0, "in_shape"], [2, 8, 8]), None, "layers[0] (conv2d): array 'layer0.weight' has shape [4, 1, 3, 3], expected [4, 2, 3, 3]"),
+    (_set(["layers", 0, "in_shape"], [1, 8]), None, "'layers[0].in_shape' must be [channels, height, width]"),
+    (None, _arrays("layer0.weight", lambda w: w[:, :, :2, :2]), "has shape [4, 1, 2, 2], expected [4, 1, 3, 3]"),
+    (None, _arrays("layer2.bias", lambda b: b[:3]), "layers[2] (conv2d): array 'layer2.bias' has shape [3], expected [6]"),
+    (_set(["layers", 0, "padding"], 0), None, "layer 1 (pool) takes a 4x8x8 map but layer 0 (conv2d) gives 4x6x6"),
+    (_set(["layers", 1, "in_shape"], [4, 1, 1]), None, "layers[1] (pool): pool window 2 x 2 is larger than its input 1 x 1"),
+    (_set(["layers", 1, "op"], "avg"), None, "layers[1] (pool): pool op must be one of ('max', 'sum'), not 'avg'"),
+    (_set(["layers", 1, "stride"], 8), None, "layers[1] (pool): pool stride must be in 1..7, not 8"),
+    (_set(["layers", 3, "in_shape"], [6, 3, 3]), None, "layer 3 (flatten) takes a 6x3x3 map but layer 2 (conv2d) gives 6x2x2"),
+    (_set(["layers", 4, "inputs"], 25), None, "array 'layer4.weight' has shape [5, 24], expected [5, 25]"),
+    (_set(["input", "shape"], [1, 4, 16]), None, "input.shape is [1, 4, 16] but layer 0 (conv2d) takes [1, 8, 8]"),
+    (_set(["input", "shape"], KeyError), None, "missing field 'input.shape'"),
+    (_set(["version"], 1), None, "layers[0]: unsupported layer kind 'conv2d' in version 1 (supported: dense) "
+                                 "(conv2d, pool and flatten need format version 2)"),
+    (_set(["layers", 1, "kind"], "upsample"), None, "layers[1]: unsupported layer kind 'upsample' in version 2"),
+]
+
+
+def _edit_layers(fn):
+    def edit(m):
+        fn(m["layers"])
+    return edit
+
+
+BAD_CHAINS = [  # layer lists that do not chain, each made from the valid conv model
+    (lambda ls: ls.insert(2, dict(ls[1])), "layer 2 (pool) takes a 4x8x8 map but layer 1 (pool) gives 4x4x4"),
+    (lambda ls: ls.insert(2, {**ls[1], "in_shape": [4, 4, 4]}), "layer 2 (pool) follows a pool"),
+    (lambda ls: ls.pop(3), "layer 3 (dense) follows a conv2d map: put a flatten layer between them"),
+    (lambda ls: ls.__delitem__(slice(2, None)), "the last layer is a pool"),
+    (lambda ls: ls.insert(0, {"kind": "flatten", "in_shape": [1, 8, 8]}), "layer 1 (conv2d) takes a 1x8x8 map but layer 0 (flatten) gives a vector of 64"),
+]
+
+
+def _info_error(capsys, path) -> str:
+    from mintaccel.cli import main
+    code = main(["info", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"mintaccel: error: {path}: invalid model: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("edit, edit_arrays, message", BAD_CONV, ids=[m[:40] for *_, m in BAD_CONV])
+def test_bad_conv_geometry_is_one_line_naming_the_layer(tmp_path, capsys, conv_file, edit, edit_arrays, message):
+    bad = tmp_path / "bad.npz"
+    rewrite(conv_file, bad, edit_manifest=edit, edit_arrays=edit_arrays)
+    assert message in _info_error(capsys, bad)
+
+
+@pytest.mark.parametrize("edit, message", BAD_CHAINS, ids=[m[:40] for _, m in BAD_CHAINS])
+def test_bad_conv_chain_is_one_line_naming_the_layer(tmp_path, capsys, conv_file, edit, message):
+    bad = tmp_path / "bad.npz"
+    rewrite(conv_file, bad, edit_manifest=_edit_layers(edit))
+    assert message in _info_error(capsys, bad)
+
+
+def test_conv_kernel_larger_than_the_padded_input(tmp_path, capsys):
+    """A 1x2x2 input: a 3x3 kernel without padding does not fit (the model cannot even be built, so the
+    file is made by editing a valid one down to that input)."""
+    from mintaccel.core.conv import Conv2dLayer
+    from mintaccel.core.model import DenseLayer, IntModel, Leak, WeightFormat
+    from mintaccel.core.conv import FlattenLayer
+    fmt = WeightFormat("uniform", 2)
+    conv = Conv2dLayer(np.ones((1, 1, 3, 3), np.int64), fmt, 2, 1, "hard", Leak("none"), in_shape=(1, 3, 3))
+    model = IntModel((conv, FlattenLayer(conv.out_shape), DenseLayer(np.ones((2, 1), np.int64), fmt, 2, 1, "hard",
+                                                                     Leak("none"))), 2)
+    save_model(model, tmp_path / "ok.npz")
+    bad = tmp_path / "bad.npz"
+
+    def edit(m):
+        m["input"]["shape"] = m["layers"][0]["in_shape"] = [1, 2, 2]
+        m["input"]["size"] = 4
+    rewrite(tmp_path / "ok.npz", bad, edit_manifest=edit)
+    assert "layers[0] (conv2d): conv2d kernel 3 x 3 is larger than the padded input 2 x 2" in _info_error(capsys, bad)
