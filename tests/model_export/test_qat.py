@@ -83,10 +83,10 @@ def test_squat_membranes_train():
     assert result.test_accuracy > 0.5
 
 
-def _make_model_command() -> list[str]:
-    """The arguments after `mintaccel` in the Makefile's `model` recipe."""
+def _make_model_command(target: str = "model") -> list[str]:
+    """The arguments after `mintaccel` in the Makefile's `target` recipe."""
     text = (Path(__file__).resolve().parents[2] / "Makefile").read_text().replace("\\\n", " ")
-    recipe = text.split("\nmodel:", 1)[1].splitlines()[1]
+    recipe = text.split(f"\n{target}:", 1)[1].splitlines()[1]
     words = shlex.split(recipe)
     return words[next(i for i, w in enumerate(words) if w.endswith("/mintaccel")) + 1:]
 

@@ -152,3 +152,60 @@ def test_float_and_squat_conv_layers_train_but_do_not_export():
 def test_conv_arch_needs_an_image_shape():
     with pytest.raises(UserError, match="needs image data"):
         QuantSNN([64, 10], TrainConfig(arch="c4k3,f10"))
+
+
+# ---------------------------------------------------------------- the shipped conv model
+
+CONV_MODEL = "digits-conv-w2m2.npz"
+
+
+@pytest.fixture(scope="module")
+def shipped_conv():
+    from mintaccel.core.shipped import shipped_model_path
+    from mintaccel.model_export.format import load_model
+    return load_model(shipped_model_path(CONV_MODEL))
+
+
+def test_make_model_conv_is_the_command_that_made_the_shipped_conv_file(shipped_conv):
+    """`make model-conv` runs the configuration the shipped conv file records, and writes that file."""
+    from pathlib import Path
+
+    from mintaccel.cli import build_parser
+    from mintaccel.cli.commands import train_config
+    from mintaccel.core.shipped import shipped_model_path
+    from tests.model_export import test_qat
+    args = build_parser().parse_args(test_qat._make_model_command("model-conv"))
+    assert args.command == "train" and args.arch
+    assert train_config(args).to_json() == shipped_conv.meta["trained_with"]
+    assert args.float_baseline == ("float_baseline" in shipped_conv.meta)
+    repo = Path(__file__).resolve().parents[2]
+    assert (repo / args.export).resolve() == shipped_model_path(CONV_MODEL).resolve()
+
+
+def test_shipped_conv_model_reproduces_its_recorded_predictions(shipped_conv):
+    """On any machine: the integer predictions on the digits test split are the recorded ones."""
+    from tests.model_export import test_qat
+    assert {l.kind for l in shipped_conv.layers} >= {"conv2d", "pool", "flatten"}
+    test_qat.test_shipped_model_reproduces_its_recorded_predictions(shipped_conv)
+
+
+def test_training_a_conv_net_twice_in_one_process_gives_identical_bytes(tmp_path):
+    from mintaccel.cli import main
+    paths = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for path in paths:
+        assert main(["train", "--arch", "c4k3,p2,f10", "--epochs", "1", "--export", str(path)]) == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_cli_export_of_a_conv_checkpoint(tmp_path):
+    """`train -o` then `export`: the checkpoint gives the model `train --export` wrote."""
+    from mintaccel.cli import main
+    from mintaccel.model_export.format import load_model
+    args = ["train", "--arch", "c4k3,s2,f10", "--weights", "pot:3", "uniform:3", "--membrane", "3", "2",
+            "--epochs", "1"]
+    assert main(args + ["-o", str(tmp_path / "c.pt"), "--export", str(tmp_path / "a.npz")]) == 0
+    assert main(["export", str(tmp_path / "c.pt"), "-o", str(tmp_path / "b.npz")]) == 0
+    a, b = load_model(tmp_path / "a.npz"), load_model(tmp_path / "b.npz")
+    assert [l.kind for l in a.layers] == [l.kind for l in b.layers] == ["conv2d", "pool", "flatten", "dense"]
+    for la, lb in zip(a.neuron_layers, b.neuron_layers):
+        assert np.array_equal(la.weight, lb.weight) and (la.threshold, la.weight_format) == (lb.threshold, lb.weight_format)
