@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install model clean
+.PHONY: demo test test-slow install model model-conv clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ model: $(STAMP)
 	$(BIN)/mintaccel train --dataset digits --hidden 128 --weights uniform:2 --membrane 2 -T 8 \
 		--reset hard --leak shift:1 --threshold 1.0 --epochs 30 --batch-size 64 --lr 0.005 --seed 0 \
 		--threads 1 --float-baseline --export mintaccel/models/digits-w2m2.npz
+
+# The shipped conv model, likewise (tests/model_export/test_qat_conv.py checks its meta and predictions).
+model-conv: $(STAMP)
+	$(BIN)/mintaccel train --dataset digits --arch c32k3p1,p2,c64k3p1,p2,f10 --weights uniform:2 --membrane 2 -T 8 \
+		--reset soft --leak shift:1 --threshold 1.0 --epochs 30 --batch-size 64 --lr 0.005 --seed 0 \
+		--threads 1 --float-baseline --export mintaccel/models/digits-conv-w2m2.npz
 
 clean:
 	rm -rf $(VENV) build *.egg-info
