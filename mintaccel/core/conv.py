@@ -59,8 +59,29 @@ def windows(x: np.ndarray, shape: Shape, kernel: int, stride: int, padding: int)
     return view.transpose(1, 4, 5, 0, 2, 3)
 
 
+class _MapIn:
+    """Sizes of a layer that reads a (C, H, W) map and (with `out_shape`) writes one."""
+
+    @property
+    def n_in(self) -> int:
+        c, h, w = self.in_shape
+        return c * h * w
+
+    @property
+    def n_out(self) -> int:
+        c, h, w = self.out_shape
+        return c * h * w
+
+
+class _Stateless(_MapIn):
+    """A layer without weights or membranes (pool, flatten): it stores nothing."""
+
+    def footprint_bits(self) -> dict:
+        return {"weights": 0, "membranes": 0, "biases": 0, "fp32": 0}
+
+
 @dataclass(frozen=True)
-class Conv2dLayer(NeuronLayer):
+class Conv2dLayer(_MapIn, NeuronLayer):
     """A 2-D convolution of LIF neurons: one neuron (membrane) per output position, weights shared.
 
     `weight` is [C_out, C_in, K, K] (integer units, on `weight_format`'s grid)."""
@@ -107,15 +128,6 @@ class Conv2dLayer(NeuronLayer):
         return (self.out_channels, out_side(h, self.kernel, self.stride, self.padding),
                 out_side(w, self.kernel, self.stride, self.padding))
 
-    @property
-    def n_in(self) -> int:
-        c, h, w = self.in_shape
-        return c * h * w
-
-    @property
-    def n_out(self) -> int:
-        c, h, w = self.out_shape
-        return c * h * w
 
     @property
     def fan_in(self) -> int:
@@ -158,7 +170,7 @@ class Conv2dLayer(NeuronLayer):
 
 
 @dataclass(frozen=True)
-class PoolLayer:
+class PoolLayer(_Stateless):
     """Pooling on spikes, no neuron: `op` `max` is the OR over the window (binary out), `sum` the count of
     spikes in it (0..K*K out). No padding. An average pool is a `sum` pool whose 1/(K*K) is folded into
     the next layer's scale (docs/arithmetic.md 7.3)."""
@@ -191,15 +203,6 @@ class PoolLayer:
         c, h, w = self.in_shape
         return c, out_side(h, self.kernel, self.stride, 0), out_side(w, self.kernel, self.stride, 0)
 
-    @property
-    def n_in(self) -> int:
-        c, h, w = self.in_shape
-        return c * h * w
-
-    @property
-    def n_out(self) -> int:
-        c, h, w = self.out_shape
-        return c * h * w
 
     @property
     def output_max(self) -> int:
@@ -221,12 +224,9 @@ class PoolLayer:
                 out = tap.copy() if out is None else combine(out, tap, out=out)
         return out.reshape(len(spikes), -1)
 
-    def footprint_bits(self) -> dict:
-        return {"weights": 0, "membranes": 0, "biases": 0, "fp32": 0}
-
 
 @dataclass(frozen=True)
-class FlattenLayer:
+class FlattenLayer(_Stateless):
     """A (C, H, W) map read as a vector of C*H*W in (C, H, W) order: no arithmetic, the flat data is
     already in that order; it marks where a dense layer takes over."""
 
@@ -239,16 +239,8 @@ class FlattenLayer:
         object.__setattr__(self, "in_shape", check_shape(self.in_shape, "flatten input shape"))
 
     @property
-    def n_in(self) -> int:
-        c, h, w = self.in_shape
-        return c * h * w
-
-    @property
     def n_out(self) -> int:
         return self.n_in
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return x
-
-    def footprint_bits(self) -> dict:
-        return {"weights": 0, "membranes": 0, "biases": 0, "fp32": 0}
