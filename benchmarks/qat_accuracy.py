@@ -15,6 +15,7 @@ membranes' share of all bits at 8-bit membranes and what the trained membrane wi
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -40,13 +41,24 @@ SCHEMES = {
     "binary/2": LayerSpec("binary", "2"),
     "pot:3/2": LayerSpec("pot:3", "2"),
 }
+#: Per-layer variants: the first neuron layer's format, then one for all the others.
+FIRST_LAYER_SCHEMES = {
+    "uniform:2/2,first:8/2": (LayerSpec("uniform:8", "2"), LayerSpec("uniform:2", "2")),
+}
+
+
+def layer_specs(name: str, neuron_layers: int) -> tuple[LayerSpec, ...]:
+    if name in SCHEMES:
+        return (SCHEMES[name],)
+    first, rest = FIRST_LAYER_SCHEMES[name]
+    return (first,) + (rest,) * (neuron_layers - 1)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="digits", choices=datasets.DATASETS)
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=list(SCHEMES))
+    ap.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=list(SCHEMES) + list(FIRST_LAYER_SCHEMES))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=128)
@@ -66,12 +78,13 @@ def main(argv=None):
     arch = arch_text.DEFAULTS[args.dataset] if args.arch == "default" else args.arch or ""
     console = Console()
     split = datasets.load(args.dataset, args.data_dir)
+    n_layers = arch_text.neuron_layers(arch_text.parse(arch)) if arch else 2
     rows, memory = [], {}
     for name in args.schemes:
         accs, secs = [], []
         for seed in args.seeds:
             cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, hidden=(args.hidden,), arch=arch,
-                              layers=(SCHEMES[name],), timesteps=args.timesteps, reset=args.reset, leak=args.leak,
+                              layers=layer_specs(name, n_layers), timesteps=args.timesteps, reset=args.reset, leak=args.leak,
                               threshold=args.threshold, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=seed, threads=args.threads)
             r = train(cfg, split=split)
@@ -81,7 +94,7 @@ def main(argv=None):
                 ref = float((trace.predictions == split.y_test).mean())
                 assert ref == r.test_accuracy, f"reference {ref} != torch eval {r.test_accuracy}"
                 if args.memory and name not in memory:
-                    memory[name] = memory_split(model, Path(args.out) / f"{args.dataset}-{name.replace('/', '-')}.npz")
+                    memory[name] = memory_split(model, Path(args.out) / f"{args.dataset}-{re.sub('[^A-Za-z0-9]+', '-', name)}.npz")
             accs.append(r.test_accuracy)
             secs.append(r.seconds)
             console.print(f"{name} seed {seed}: test {r.test_accuracy:.4f} in {r.seconds:.1f} s  ({r.split})")

@@ -57,3 +57,16 @@ def test_shared_mnist_split():
     assert split.x_train.shape[1] == 784
     assert np.bincount(np.concatenate([split.y_train, split.y_test])).tolist() == [
         980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def test_splits_carry_the_image_shape(tmp_path):
+    assert datasets.digits().shape == (1, 8, 8)
+    rng = np.random.default_rng(1)
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", rng.integers(0, 256, (60, 5, 7)), gz=False)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(60) % 10, gz=False)
+    split = datasets.mnist(tmp_path)
+    assert split.shape == (1, 5, 7) and split.n_inputs == 35
+    _write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (10, 7, 5)), gz=False)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(10) % 10, gz=False)
+    with pytest.raises(UserError, match="training images are 7x5, test images 5x7"):
+        datasets.mnist(tmp_path)
