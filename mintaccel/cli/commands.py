@@ -381,8 +381,7 @@ def cmd_demo(args) -> int:
     figures = {"model": str(path), "data": split.description, "samples": len(spikes),
                "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp,
                "footprint_bits_8bit_membranes": fp8}
-    conv_rows, figures["conv"] = _demo_conv(conv_path, conv)
-    rows += conv_rows
+    conv_rows, figures["conv"] = _demo_conv(conv_path, conv)  # shown last: every row above is the MLP's
 
     cyc = summary(model, spikes, split.y_test, args.clock)
     figures["cycle_accurate"] = cyc
@@ -415,6 +414,7 @@ def cmd_demo(args) -> int:
         figures["verilog"] = str(verilog)
         if not args.no_synth:
             rows += _demo_synthesis(cfg, model, target, tmp / SYNTH_DIR, out / SYNTH_DIR, cyc, figures)
+    rows += conv_rows
     report.table("mintaccel demo", rows, ("", ""))
     report.maybe_json(args.json, figures)
     return 0
