@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mintaccel.hw.weight_memory import SPRAM_NAME
 from mintaccel.flows.targets import Target
 from mintaccel.flows.tools import ToolRun, run_tool
 
@@ -47,7 +48,9 @@ def write_rtlil(design, top: str, path: Path, ports=None) -> Path:
 # ---------------------------------------------------------------- scripts
 
 def _read(rtlil_name: str, top: str) -> list[str]:
-    return [f"read_rtlil {rtlil_name}", f"hierarchy -check -top {top}", "proc", "chformal -remove"]
+    # an SPRAM weight memory has no initial contents: drop the all-zero $meminit Amaranth writes for it
+    return [f"read_rtlil {rtlil_name}", f"hierarchy -check -top {top}", "proc", "chformal -remove",
+            f"delete t:$meminit_v2 r:MEMID=\\{SPRAM_NAME} %i"]
 
 
 def generic_script(rtlil_name: str, top: str) -> str:

@@ -2,9 +2,11 @@
 
 Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
 weight address -> N_PE weights -> accumulate, a two-stage pipeline), FIRE (the threshold units take
-H = u + acc). The threshold pipeline writes a group back THRESHOLD_LATENCY cycles after its FIRE,
-overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's cycle count
-is the one the doc states; `cycles` and `stall_cycles` count them.
+the group: P = lanes per unit beats, the first in the FIRE cycle). A group's FIRE comes at least P
+cycles after the previous one's, so the shared units are free again (ACC waits when a group has fewer
+than P - 3 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after
+its FIRE, overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
+cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Controller(wiring.Component):
             "cur": Out(layer_layout(cfg)),  # the current layer's registers, copied at SETUP
             "step": Out(range(cfg.max_timesteps)),
             "group": Out(range(cfg.spike_words + 1)),  # counts up to G after the last group
-            "first_step": Out(1),
+            "first_step": Out(1, init=1),  # 1 out of reset too: u reads as 0, never an unread RAM word
             # spike encoder
             "enc_start": Out(1),
             "enc_finish": In(1),
@@ -80,29 +82,45 @@ class Controller(wiring.Component):
         wbase = Signal.like(self.w_raddr)
         remaining = Signal(range(cfg.max_neurons + 1))  # neurons of this group and later ones
         last_group = remaining <= cfg.n_pe
+        p = cfg.lanes_per_unit
+        writeback = THRESHOLD_LATENCY + p - 1  # FIRE -> the group's write-back (and a layer's DRAIN)
+        # cycles since START, counted up to P - 2: with P <= 3 every group is long enough already
+        elapsed = Signal(range(max(p - 1, 2)))
+        units_free = (elapsed >= p - 2) if p > 3 else 1
 
         m.d.comb += [
-            self.first_step.eq(self.step == 0),
             self.w_raddr.eq(wbase + self.ev_rdata),
             self.w_ren.eq(s1),
             self.pe_enable.eq(s2),
             self.spikes_out.payload.eq(self.out_data),
         ]
+        # registered from `remaining` every cycle: it changes at SETUP and FIRE, and is next needed at a
+        # FIRE at least three cycles later
         for i in range(cfg.n_pe):
-            m.d.comb += self.lanes[i].eq(remaining > i)
+            m.d.sync += self.lanes[i].eq(remaining > i)
         m.d.sync += [s2.eq(s1), s1.eq(0)]
 
         # the write-back side of the threshold pipeline: what FIRE saw, LATENCY cycles later
         sidecar = [(self.fire, self.wb_valid), (self.m_addr, self.wb_addr), (self.group, self.wb_group),
                    (self.step, self.wb_step), (self.layer, self.wb_layer)]
         for src, dst in sidecar:
-            chain = [src] + [Signal.like(dst, name=f"{dst.name}_d{i}") for i in range(1, THRESHOLD_LATENCY)]
+            chain = [src] + [Signal.like(dst, name=f"{dst.name}_d{i}") for i in range(1, writeback)]
             for a, b in zip(chain, chain[1:]):
                 m.d.sync += b.eq(a)
             m.d.sync += dst.eq(chain[-1])
-        drain = Signal(range(THRESHOLD_LATENCY + 1))
+        drain = Signal(range(writeback + 1))
+        # the FSM's end-of-loop tests come from registers: layer and step change only at the end of a
+        # layer or step, and last_word is set as each output word is taken
+        last_layer, last_step, last_word = Signal(), Signal(), Signal()
+        m.d.sync += [last_layer.eq(self.layer + 1 >= self.n_layers), last_step.eq(self.step + 1 == self.timesteps)]
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
+        # a stall is counted one cycle late (off the encoder's decision path); the last one of a run is
+        # counted by the end of its DONE cycle, as the doc's "read it after done" needs
+        stalled, stalled_d = Signal(), Signal()
+        m.d.sync += stalled_d.eq(stalled)
+        with m.If(stalled_d):
+            m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
 
         def issue_event():
             """Issue the next event-memory read if any is left; returns whether one was issued."""
@@ -115,65 +133,74 @@ class Controller(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [self.cycles.eq(1), self.stall_cycles.eq(0), self.step.eq(0), self.layer.eq(0)]
+                    # busy (high from SETUP to DONE) and first_step (step == 0) are registers: the host
+                    # interface's ready and the membranes' zeroing are not behind the FSM decode
+                    m.d.sync += [self.cycles.eq(1), self.stall_cycles.eq(0), self.step.eq(0), self.layer.eq(0),
+                                 self.first_step.eq(1), self.busy.eq(1)]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                m.d.comb += [self.busy.eq(1), self.enc_start.eq(1)]
+                m.d.comb += [self.enc_start.eq(1)]
+                # from_host is a register (set here, high for exactly the ENCODE cycles of layer 0) so
+                # that the encoder's input select is not behind the FSM decode
                 m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
-                             remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs)]
+                             remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs),
+                             self.from_host.eq(self.layer == 0)]
                 m.next = "ENCODE"
             with m.State("ENCODE"):
-                m.d.comb += [self.busy.eq(1), self.from_host.eq(self.layer == 0)]
-                with m.If(self.enc_stall):
-                    m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
+                m.d.comb += stalled.eq(self.enc_stall)
                 with m.If(self.enc_finish):
+                    m.d.sync += self.from_host.eq(0)
                     m.next = "START"
             with m.State("START"):
-                m.d.comb += [self.busy.eq(1), self.m_ren.eq(1)]
-                m.d.sync += [issued.eq(0), first.eq(1)]
+                m.d.comb += [self.m_ren.eq(1)]
+                m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1)]
                 m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
                 with m.If(self.enc_count != 0):
                     m.d.sync += [issued.eq(1), s1.eq(1)]
                 m.next = "ACC"
             with m.State("ACC"):
-                m.d.comb += [self.busy.eq(1), self.pe_load.eq(first)]
+                m.d.comb += [self.pe_load.eq(first)]
                 m.d.sync += first.eq(0)
                 more = issue_event()
-                with m.If(~more & ~s1):
+                if p > 3:
+                    with m.If(~units_free):
+                        m.d.sync += elapsed.eq(elapsed + 1)
+                # FIRE is the group's cycle max(E + 2, P - 1) after START: the units are free by then
+                with m.If(~more & ~s1 & units_free):
                     m.next = "FIRE"
             with m.State("FIRE"):
-                m.d.comb += [self.busy.eq(1), self.fire.eq(1)]
+                m.d.comb += [self.fire.eq(1)]
                 m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
                              wbase.eq(wbase + self.cur.n_in), remaining.eq(remaining - cfg.n_pe)]
                 with m.If(~last_group):
                     m.next = "START"
                 with m.Else():
-                    m.d.sync += drain.eq(THRESHOLD_LATENCY)
+                    m.d.sync += drain.eq(writeback)
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 # the layer's last write-back happens in the last DRAIN cycle
-                m.d.comb += self.busy.eq(1)
                 m.d.sync += drain.eq(drain - 1)
                 with m.If(drain == 1):
-                    with m.If(self.layer + 1 < self.n_layers):
+                    with m.If(~last_layer):
                         m.d.sync += self.layer.eq(self.layer + 1)
                         m.next = "SETUP"
                     with m.Else():
-                        m.d.sync += self.out_addr.eq(0)
+                        m.d.sync += [self.out_addr.eq(0), last_word.eq(self.group == 1)]
                         m.next = "OUTPUT"
             with m.State("OUTPUT"):
-                m.d.comb += [self.busy.eq(1), self.spikes_out.valid.eq(1)]
+                m.d.comb += [self.spikes_out.valid.eq(1)]
                 with m.If(self.spikes_out.ready):
-                    m.d.sync += self.out_addr.eq(self.out_addr + 1)
-                    with m.If(self.out_addr + 1 == self.group):
-                        with m.If(self.step + 1 == self.timesteps):
+                    m.d.sync += [self.out_addr.eq(self.out_addr + 1), last_word.eq(self.out_addr + 2 == self.group)]
+                    with m.If(last_word):
+                        with m.If(last_step):
                             m.next = "DONE"
                         with m.Else():
-                            m.d.sync += [self.step.eq(self.step + 1), self.layer.eq(0)]
+                            m.d.sync += [self.step.eq(self.step + 1), self.layer.eq(0), self.first_step.eq(0)]
                             m.next = "SETUP"
                 with m.Else():
-                    m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
+                    m.d.comb += stalled.eq(1)
             with m.State("DONE"):
-                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
+                m.d.comb += [self.done.eq(1)]
+                m.d.sync += self.busy.eq(0)
                 m.next = "IDLE"
         return m

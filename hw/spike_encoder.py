@@ -2,11 +2,18 @@
 
 Each word costs one cycle to take in, plus one cycle per 1 in it (lowest index first), plus one DONE
 cycle at the end. Bits past `n_in` in the last word are masked, so padding never becomes an event.
+
+Timing: a word goes straight into the `pending` register, and every decision (take the next word,
+extract an event, finish) is made from that register's all-zeros test, never from the incoming word,
+so the word's path is an AND with the mask and a 2:1 multiplexer. A word taken while `pending` is 0
+costs its one cycle; a word with e ones then spends e cycles in `pending`, one event each, and the
+next word comes in the cycle after its last event: the same cycle count as testing the word on
+arrival. The mask and `last` of the next word are computed from registers, off the word's path.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,61 +45,73 @@ class SpikeEncoder(wiring.Component):
         m = Module()
         n = self.n_pe
         ones = (1 << n) - 1
-        base = Signal(len(self.n_in) + 1)
-        remaining = Signal(len(self.n_in) + 1)  # inputs from the current word on
-        last = Signal()  # the current word is the last one
-        mask = Signal(n)  # lanes of the current word that are inputs (padding masked)
+        remaining = Signal(len(self.n_in) + 1)  # inputs from the next word to take on
+        last = Signal()  # the next word to take is the last one
+        more = Signal()  # a word is still to be taken
+        mask = Signal(n)  # lanes of the next word that are inputs (padding masked)
+        base, next_base = Signal(len(self.n_in) + 1), Signal(len(self.n_in) + 1)  # first index of pending / next word
         pending = Signal(n)
-        # `last` and `mask` are registered for the word being taken in, keeping the compare chains off
-        # the path from the spike word to the state register
-        masked = Signal(n)
-        m.d.comb += masked.eq(self.words.payload & mask)
+        empty = Signal()  # pending == 0, as a register: finish and the next take are decided from it
 
         lsb = Signal(range(n))
-        for i in reversed(range(n)):
-            with m.If(pending[i]):
-                m.d.comb += lsb.eq(i)
-        single = (pending & (pending - 1)) == 0
+        m.d.comb += lsb.eq(_lowest_one(pending))
+        # with a power-of-two n_pe the word's first index has n's low bits clear: concatenate, no adder
+        shift = (n - 1).bit_length()
+        index = Cat(lsb, base[shift:]) if n == 1 << shift else base + lsb
 
         def word(rem):
             m.d.sync += [remaining.eq(rem), last.eq(rem <= n), mask.eq(Mux(rem <= n, _low_mask(rem, n), ones))]
-
-        def next_word():
-            word(remaining - n)
-            m.d.sync += [base.eq(base + n), self.word_index.eq(self.word_index + 1)]
-            m.d.comb += self.advance.eq(1)
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     word(self.n_in)
-                    m.d.sync += [base.eq(0), self.word_index.eq(0), self.event_count.eq(0)]
-                    m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.comb += [self.busy.eq(1), self.words.ready.eq(1), self.stall.eq(~self.words.valid)]
-                with m.If(self.words.valid):
-                    with m.If(masked == 0):
-                        with m.If(last):
-                            m.next = "DONE"
-                        with m.Else():
-                            next_word()
-                    with m.Else():
-                        m.d.sync += pending.eq(masked)
-                        m.next = "EXTRACT"
-            with m.State("EXTRACT"):
-                m.d.comb += [self.busy.eq(1), self.event_valid.eq(1), self.event_index.eq(base + lsb)]
-                m.d.sync += [pending.eq(pending & (pending - 1)), self.event_count.eq(self.event_count + 1)]
-                with m.If(single):
-                    with m.If(last):
-                        m.next = "DONE"
-                    with m.Else():
-                        next_word()
-                        m.next = "LOAD"
-            with m.State("DONE"):
-                # `finish` comes from a register, so the controller's next state does not wait on a word
-                m.d.comb += [self.busy.eq(1), self.finish.eq(1)]
-                m.next = "IDLE"
+                    m.d.sync += [next_base.eq(0), self.word_index.eq(0), self.event_count.eq(0), pending.eq(0),
+                                 empty.eq(1), more.eq(1)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~empty):  # one event per cycle, lowest index first
+                    m.d.comb += [self.event_valid.eq(1), self.event_index.eq(index)]
+                    m.d.sync += [pending.eq(pending & (pending - 1)), empty.eq(_at_most_one(pending)),
+                                 self.event_count.eq(self.event_count + 1)]
+                with m.Elif(more):  # take the next word
+                    m.d.comb += [self.words.ready.eq(1), self.stall.eq(~self.words.valid)]
+                    with m.If(self.words.valid):
+                        word(remaining - n)
+                        taken = self.words.payload & mask
+                        m.d.sync += [pending.eq(taken), empty.eq(taken == 0), more.eq(~last), base.eq(next_base),
+                                     next_base.eq(next_base + n), self.word_index.eq(self.word_index + 1)]
+                        m.d.comb += self.advance.eq(1)
+                with m.Else():  # the DONE cycle
+                    m.d.comb += self.finish.eq(1)
+                    m.next = "IDLE"
         return m
+
+
+def _lowest_one(bits):
+    """Index of the lowest 1 of `bits` (0 if none), as a balanced tree of 2:1 multiplexers: log2(n) levels
+    instead of a priority chain n long."""
+    n = len(bits)
+    if n == 1:
+        return bits[0] & 0  # a 0-bit index has no value: the index of a 1-bit word is 0
+    half = 1 << ((n - 1).bit_length() - 1)
+    lo, hi = bits[:half], bits[half:]
+    hi_index = _lowest_one(hi) if len(hi) > 1 else 0
+    lo_index = _lowest_one(lo) if half > 1 else 0
+    return Mux(lo.any(), lo_index, half + hi_index)
+
+
+def _at_most_one(bits):
+    """1 when `bits` has at most one 1 (so clearing its lowest 1 leaves none): a balanced tree of
+    (none, at most one) pairs, log2(n) LUT levels and no carry chain."""
+    def tree(b):
+        if len(b) == 1:
+            return ~b[0], Const(1, 1)
+        half = len(b) // 2
+        (z_lo, a_lo), (z_hi, a_hi) = tree(b[:half]), tree(b[half:])
+        return z_lo & z_hi, (z_lo & a_hi) | (a_lo & z_hi)
+    return tree(bits)[1]
 
 
 def _low_mask(remaining, n):

@@ -8,7 +8,11 @@ LUT levels (docs/microarchitecture.md, "Threshold pipeline"):
     stage 2      A = R + (R < 0 ? 2^k - 1 : 0)                  -> stage 3   (shift toward zero:
     stage 3      S = A >>> k                                    -> stage 4    the rounding add, the shift)
     stage 4      L = R, S or R - S (none, shift, decay)         -> stage 5
-    stage 5      u_next = clamp(L, -Q, Q); outputs valid        (LATENCY cycles after the input cycle)
+    stage 5      C = clamp(L, -Q, Q)                            -> stage 6
+    stage 6      u_next = C; outputs valid                      (LATENCY cycles after the input cycle)
+
+The clamp has a stage of its own so that the membrane word written back comes from registers (the
+block RAM's write data is slow to set up on the iCE40).
 
 The layer parameters (threshold, reset, leak, Q) must stay constant while values are in flight.
 """
@@ -26,7 +30,7 @@ from mintaccel.core.hwconfig import THRESHOLD_LATENCY
 class ThresholdUnit(wiring.Component):
     LATENCY = THRESHOLD_LATENCY
     """Cycles from the cycle `valid_in` is high to the cycle `valid_out` is high with the result (the
-    five stages below; the cycle model's LAYER_DRAIN is the same core constant)."""
+    six stages above; the cycle model's LAYER_DRAIN is the same core constant)."""
 
     def __init__(self, membrane_bits: int, acc_bits: int, assertions: bool = True):
         """`assertions`: include the formal/simulation `Assert` (Verilog `assert`, which plain Verilog
@@ -56,7 +60,7 @@ class ThresholdUnit(wiring.Component):
         wide = signed(self.acc_bits + 1)  # |u + acc| fits (docs/arithmetic.md section 3), plus headroom
         v = [Signal(name=f"valid{i}") for i in range(1, self.LATENCY + 1)]
         lane1 = Signal()
-        spike = [Signal(name=f"spike{i}") for i in range(2, self.LATENCY + 1)]  # spike2 .. spike5
+        spike = [Signal(name=f"spike{i}") for i in range(2, self.LATENCY + 1)]  # spike2 .. spike6
         h1, r2, r3, r4, s4, l5 = (Signal(wide, name=n) for n in ("h1", "r2", "r3", "r4", "s4", "l5"))
         a3 = Signal(signed(max(self.acc_bits + 1, 16) + 2))  # R plus a mask of up to 2^15 - 1
         m.d.sync += [v[0].eq(self.valid_in)] + [b.eq(a) for a, b in zip(v, v[1:])]
@@ -88,10 +92,17 @@ class ThresholdUnit(wiring.Component):
             with m.Default():
                 m.d.sync += l5.eq(r4)
 
-        # stage 5: clamp to the membrane grid
-        q = self.membrane_max
-        clamped = Mux(l5 > q, q, Mux(l5 < -q, -q, l5))
-        m.d.comb += [self.u_next.eq(clamped), self.spike.eq(spike[-1]), self.valid_out.eq(v[-1])]
+        # stage 5: clamp to the membrane grid, Q < 2^(m-1): compare the low m-1 bits with Q and test the
+        # high bits for all zeros (or all ones) in OR trees, with no carry chain across the wide value
+        q, low = self.membrane_max, self.membrane_bits - 1
+        neg = l5[-1]
+        inv = ~l5  # for l5 < 0: l5 < -Q  <=>  ~l5 >= Q
+        over = ~neg & ((l5[low:-1] != 0) | (l5[:low] > q))
+        under = neg & ((inv[low:-1] != 0) | (inv[:low] >= q))
+        clamped = Mux(over, q, Mux(under, -q, l5))
+        c6 = Signal(signed(self.membrane_bits))
+        m.d.sync += c6.eq(clamped)
+        m.d.comb += [self.u_next.eq(c6), self.spike.eq(spike[-1]), self.valid_out.eq(v[-1])]
         # Formal: every membrane written back is on its grid (docs/arithmetic.md step 6). Stated on the
         # expression, not on `u_next`, so the simulator never checks it against a half-settled value.
         if self.assertions:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -58,8 +58,10 @@ class Accelerator(wiring.Component):
         m.submodules.controller = ctrl = Controller(cfg)
         m.submodules.encoder = enc = SpikeEncoder(n, cfg.max_inputs)
         m.submodules.pe_array = pes = PEArray(n, cfg.weight_bits, cfg.accumulator_bits, cfg.bias_bits)
+        preload = model is not None and not cfg.weight_spram  # SPRAM has no initial contents
         m.submodules.weights = wmem = WeightMemory(
-            n, cfg.weight_bits, cfg.weight_depth, weight_banks(model, cfg).tolist() if model else None)
+            n, cfg.weight_bits, cfg.weight_depth, weight_banks(model, cfg).tolist() if preload else None,
+            spram=bool(cfg.weight_spram))
         m.submodules.membranes = mmem = MembraneMemory(n, mb, cfg.membrane_depth)
         m.submodules.events = evmem = memory.Memory(shape=cfg.index_bits, depth=cfg.max_inputs, init=[])
         m.submodules.spike_buffer = sbuf = SpikeBuffer(n, cfg.spike_words)
@@ -84,9 +86,12 @@ class Accelerator(wiring.Component):
             enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
             enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, sbuf.word)),
             self.spikes_in.ready.eq(enc.words.ready & ctrl.from_host),
-            ev_wr.addr.eq(enc.event_count), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid),
             ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
         ]
+
+        # events reach the event memory one cycle late, through registers (off the encoder's lowest-one
+        # tree); the first read of them comes two cycles after the last one is found
+        m.d.sync += [ev_wr.addr.eq(enc.event_count), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid)]
 
         # event index -> weight banks -> PE array
         m.d.comb += [
@@ -101,18 +106,46 @@ class Accelerator(wiring.Component):
             m.d.comb += [bmem.raddr.eq(ctrl.m_addr), bmem.ren.eq(ctrl.m_ren), pes.biases.eq(bmem.rdata),
                          bmem.waddr.eq(host.b_waddr), bmem.wdata.eq(host.b_wdata), bmem.wen.eq(host.b_wen)]
 
-        # threshold pipeline per lane: takes H = u + acc at FIRE, writes back LATENCY cycles later
-        units = []
+        # threshold units: U units serve the n_pe lanes in P = n_pe / U beats, lanes b*U .. b*U + U - 1 in
+        # beat b. Beat 0 takes the live values in the FIRE cycle; the other lanes wait in a shift register
+        # (freeing the accumulators for the next group) and the results gather in another, so the group's
+        # words are written back whole, P - 1 + LATENCY cycles after its FIRE.
+        n_units, p, acc_bits = cfg.units, cfg.lanes_per_unit, cfg.accumulator_bits
+        lane_in = data.StructLayout({"lane": 1, "u": signed(mb), "acc": signed(acc_bits)})
+        live = []
         for i in range(n):
-            tu = m.submodules[f"threshold{i}"] = ThresholdUnit(mb, cfg.accumulator_bits, self.assertions)
+            v = Signal(lane_in, name=f"lane_in{i}")
+            m.d.comb += [v.lane.eq(ctrl.lanes[i]), v.acc.eq(pes.accs[i]),
+                         v.u.eq(Mux(ctrl.first_step, 0, mmem.rdata[i * mb:(i + 1) * mb].as_signed()))]
+            live.append(v)
+        held = [Signal(lane_in, name=f"held{i}") for i in range(n - n_units)]
+        beating = ctrl.fire
+        if p > 1:
+            beats_left = Signal(range(p))
+            beating = ctrl.fire | (beats_left != 0)
+            with m.If(ctrl.fire):
+                m.d.sync += [h.eq(v) for h, v in zip(held, live[n_units:])]
+                m.d.sync += beats_left.eq(p - 1)
+            with m.Elif(beats_left != 0):
+                m.d.sync += [h.eq(v) for h, v in zip(held, held[n_units:])]
+                m.d.sync += beats_left.eq(beats_left - 1)
+        units = []
+        for j in range(n_units):
+            tu = m.submodules[f"threshold{j}"] = ThresholdUnit(mb, acc_bits, self.assertions)
             units.append(tu)
+            src = live[j] if p == 1 else lane_in(Mux(ctrl.fire, live[j].as_value(), held[j].as_value()))
             m.d.comb += [
-                tu.valid_in.eq(ctrl.fire), tu.lane.eq(ctrl.lanes[i]),
-                tu.u.eq(Mux(ctrl.first_step, 0, mmem.rdata[i * mb:(i + 1) * mb].as_signed())),
-                tu.acc.eq(pes.accs[i]), tu.threshold.eq(cur.threshold), tu.reset_mode.eq(cur.reset),
+                tu.valid_in.eq(beating), tu.lane.eq(src.lane), tu.u.eq(src.u),
+                tu.acc.eq(src.acc), tu.threshold.eq(cur.threshold), tu.reset_mode.eq(cur.reset),
                 tu.leak_kind.eq(cur.leak_kind), tu.leak_k.eq(cur.leak_k), tu.membrane_max.eq(cur.membrane_max),
             ]
-        spikes, membranes = Cat(*(u.spike for u in units)), Cat(*(u.u_next for u in units))
+        beat_spikes, beat_membranes = Cat(*(u.spike for u in units)), Cat(*(u.u_next for u in units))
+        spikes, membranes = beat_spikes, beat_membranes
+        if p > 1:  # earlier beats' results, beat 0 lowest: a word is complete with the last beat's
+            got_spikes, got_membranes = Signal((n - n_units)), Signal((n - n_units) * mb)
+            spikes, membranes = Cat(got_spikes, beat_spikes), Cat(got_membranes, beat_membranes)
+            with m.If(units[0].valid_out):
+                m.d.sync += [got_spikes.eq(spikes[n_units:]), got_membranes.eq(membranes[n_units * mb:])]
         m.d.comb += [
             mmem.wdata.eq(membranes),
             sbuf.waddr.eq(ctrl.wb_group), sbuf.wdata.eq(spikes), sbuf.wen.eq(ctrl.wb_valid),

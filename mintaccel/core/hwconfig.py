@@ -10,7 +10,7 @@ from mintaccel.core.encodings import MEMBRANE_BITS, address_bits
 from mintaccel.core.errors import UserError
 from mintaccel.core.model import IntModel, WeightFormat, narrow_max
 
-THRESHOLD_LATENCY = 5
+THRESHOLD_LATENCY = 6
 """Cycles from a threshold unit's input (a group's FIRE) to its result (the group's write-back), which is
 also a layer's DRAIN (docs/microarchitecture.md, "Threshold pipeline"): the RTL's pipeline depth
 (hw.threshold_unit.ThresholdUnit.LATENCY) and the cycle model's LAYER_DRAIN are both this constant."""
@@ -49,6 +49,12 @@ class HwConfig:
     """Membrane (and bias) words: neuron groups summed over all layers."""
     acc_bits: int = 0
     """Accumulator width in bits; 0 derives the smallest width no accepted layer can overflow."""
+    threshold_units: int = 0
+    """Threshold units shared by the n_pe lanes, each serving n_pe / threshold_units lanes in turn, one
+    lane per cycle (docs/microarchitecture.md, "Threshold pipeline"); 0: one unit per lane."""
+    weight_spram: int = 0
+    """1: the weight memory is marked for the iCE40 UP5K's single-port SPRAM (it has no initial
+    contents, so the host loads the weights at run time); 0: block RAM or whatever synthesis picks."""
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # a JSON config can hold anything: a string is not a TypeError
@@ -67,6 +73,10 @@ class HwConfig:
             (1 <= self.weight_depth <= 65536, "weight_depth must be in 1..65536"),
             (1 <= self.membrane_depth <= 65536, "membrane_depth must be in 1..65536"),
             (self.n_pe < 1 or self.max_neurons % self.n_pe == 0, "max_neurons must be a multiple of n_pe"),
+            (self.threshold_units == 0 or (1 <= self.threshold_units <= self.n_pe
+                                           and self.n_pe % self.threshold_units == 0),
+             "threshold_units must be 0 (one per lane) or a divisor of n_pe"),
+            (self.weight_spram in (0, 1), "weight_spram must be 0 or 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -94,6 +104,16 @@ class HwConfig:
     def index_bits(self) -> int:
         """Bits of an input index (event memory word)."""
         return address_bits(self.max_inputs)
+
+    @property
+    def units(self) -> int:
+        """Threshold units built."""
+        return self.threshold_units or self.n_pe
+
+    @property
+    def lanes_per_unit(self) -> int:
+        """P: lanes each threshold unit serves in turn, so a group takes P cycles of the units."""
+        return self.n_pe // self.units
 
     @property
     def spike_words(self) -> int:

@@ -3,14 +3,16 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * (E[l][t] + 3) + 5 ) )  (+ stalls)
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * max(E[l][t] + 3, P) + P + 5 ) )
+             (+ stalls; P = lanes per threshold unit, 1 when every lane has its own)
 
 The three overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
 the membrane and bias words, issue the first event read), one pipeline-drain cycle at the end of ACC
 (event index -> weight read -> accumulate is two stages deep), FIRE (the threshold pipeline takes
-H = u + acc). The threshold pipeline writes each group back 5 cycles after its FIRE, overlapping the
-next group; after a layer's last group DRAIN waits those 5 cycles (core.hwconfig.THRESHOLD_LATENCY,
-which the RTL's ThresholdUnit.LATENCY is too).
+H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the previous
+one's (WAIT cycles at the end of ACC when E + 3 < P). The threshold pipeline writes each group back
+P - 1 + 6 cycles after its FIRE, overlapping the next group; after a layer's last group DRAIN waits
+those cycles (core.hwconfig.THRESHOLD_LATENCY = 6, which the RTL's ThresholdUnit.LATENCY is too).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ GROUP_START = 1        # per group: read membrane / bias word, issue the first e
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
 GROUP_DRAIN = 1        # per group: the last event leaves the two-stage event -> weight pipeline
 GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
-LAYER_DRAIN = THRESHOLD_LATENCY  # per layer and step: the threshold pipeline's last write-back (5)
+LAYER_DRAIN = THRESHOLD_LATENCY  # per layer and step: the threshold pipeline's last write-back (6), plus P - 1
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
 
 
@@ -63,17 +65,19 @@ class PhaseCycles:
     """int64 [B, T, L]: one per group."""
     fire: np.ndarray
     """int64 [B, T, L]: one per group."""
+    wait: np.ndarray
+    """int64 [B, T, L]: max(0, P - (E[l][t] + 3)) per group: the shared threshold units are still busy."""
     drain: np.ndarray
-    """int64 [B, T, L]: LAYER_DRAIN per layer and step."""
+    """int64 [B, T, L]: LAYER_DRAIN + P - 1 per layer and step."""
     output: np.ndarray
     """int64 [B, T]: G[L-1] words of the last layer's spikes per step."""
 
-    PHASES = ("setup", "encode", "group_start", "acc", "group_drain", "fire", "drain")
+    PHASES = ("setup", "encode", "group_start", "acc", "group_drain", "wait", "fire", "drain")
 
     @property
     def groups(self) -> np.ndarray:
-        """int64 [B, T, L]: START + ACC + FIRE of all groups, E[l][t] + 3 per group."""
-        return self.group_start + self.acc + self.group_drain + self.fire
+        """int64 [B, T, L]: START + ACC + WAIT + FIRE of all groups, max(E[l][t] + 3, P) per group."""
+        return self.group_start + self.acc + self.group_drain + self.wait + self.fire
 
     @property
     def layer_step(self) -> np.ndarray:
@@ -99,9 +103,11 @@ class PhaseCycles:
         return d
 
 
-def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray) -> PhaseCycles:
-    """docs/microarchitecture.md's cycle cost from E = events [B, T, L], W = words [L], G = groups [L]."""
+def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray, lanes_per_unit: int = 1) -> PhaseCycles:
+    """docs/microarchitecture.md's cycle cost from E = events [B, T, L], W = words [L], G = groups [L] and
+    P = lanes per threshold unit."""
     e = np.asarray(events, np.int64)
+    p = int(lanes_per_unit)
     w = np.broadcast_to(np.asarray(words, np.int64), e.shape)
     g = np.broadcast_to(np.asarray(groups, np.int64), e.shape)
     return PhaseCycles(
@@ -112,14 +118,15 @@ def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray) -> P
         acc=ACC_PER_EVENT * e * g,
         group_drain=GROUP_DRAIN * g,
         fire=GROUP_FIRE * g,
-        drain=np.full(e.shape, LAYER_DRAIN, np.int64),
+        wait=np.maximum(0, p - (GROUP_START + ACC_PER_EVENT * e + GROUP_DRAIN + GROUP_FIRE)) * g,
+        drain=np.full(e.shape, LAYER_DRAIN + p - 1, np.int64),
         output=OUTPUT_PER_WORD * g[:, :, -1],
     )
 
 
-def cycles(events: np.ndarray, words, groups) -> np.ndarray:
+def cycles(events: np.ndarray, words, groups, lanes_per_unit: int = 1) -> np.ndarray:
     """int64 [B]: total cycles of each inference without stalls (the formula of the doc)."""
-    return phase_cycles(events, words, groups).total
+    return phase_cycles(events, words, groups, lanes_per_unit).total
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,7 @@ BLOCKS = (host_interface, spike_encoder, event_memory, weight_memory, pe_array, 
 
 def account(act: Activity, stall_model: StallModel | None = None) -> CycleResult:
     """Cycles and event counts of every block for the spike patterns in `act` (vectorized over the batch)."""
-    phases = phase_cycles(act.events, act.words, act.groups)
+    phases = phase_cycles(act.events, act.words, act.groups, act.cfg.lanes_per_unit)
     steps = (act.batch, act.timesteps)
     in_words = np.full(steps, act.words[0] * ENCODE_PER_WORD, np.int64)
     out_words = np.full(steps, act.groups[-1] * OUTPUT_PER_WORD, np.int64)

@@ -15,7 +15,7 @@ from mintaccel.sim.energy import EnergyEstimate
 
 KIND_COLOURS = {"compute": "tab:blue", "control": "tab:orange", "memory": "tab:green"}
 PHASE_LABELS = {"setup": "SETUP", "encode": "ENCODE", "group_start": "START", "acc": "ACC",
-                "group_drain": "ACC drain", "fire": "FIRE", "drain": "DRAIN"}
+                "group_drain": "ACC drain", "wait": "WAIT", "fire": "FIRE", "drain": "DRAIN"}
 
 
 def _png(fig) -> bytes:

@@ -1,6 +1,7 @@
 """Threshold units, one per PE lane: integrate, fire, reset, leak, clamp (docs/arithmetic.md steps 2-6).
 
-Busy in the FIRE cycle of every group. Every lane updates (padding lanes too, their spikes forced to
+Each unit is busy P cycles per group (P = lanes per unit: one lane per cycle, from the FIRE cycle on;
+P = 1 when every lane has its own unit). Every lane updates (padding lanes too, their spikes forced to
 0), so `updates` = G * n_pe per layer and step. The operations counted per update are those the
 layer's configuration needs, at the accumulator width:
 
@@ -38,5 +39,6 @@ def account(act, phases, stalls, total) -> BlockCounts:
     for kind in ("additions", "shifts", "comparisons"):
         ops[kind] = updates * np.array([p[kind] for p in per], np.int64)
     acc = cfg.accumulator_bits
-    return BlockCounts(NAME, "compute", busy=phases.fire.sum(axis=(1, 2)), stall=0 * total, total=total,
+    busy = phases.fire.sum(axis=(1, 2)) * cfg.lanes_per_unit
+    return BlockCounts(NAME, "compute", busy=busy, stall=0 * total, total=total,
                        ops=ops, op_bits={"additions": acc, "shifts": acc, "comparisons": acc})

@@ -91,7 +91,7 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
     return results
 
 
-def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray) -> int:
+def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray, lanes_per_unit: int = 1) -> int:
     """docs/microarchitecture.md's cycle formula, written out independently for one sample."""
     from mintaccel.sim.reference import run
     trace = run(model, sample[None])
@@ -102,5 +102,6 @@ def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray) -> int:
         for l, place in enumerate(lay.layers):
             inputs = sample[t] if l == 0 else trace.spikes[l - 1][0, t]
             e = int(inputs.sum())
-            total += 1 + place.words + e + 1 + place.groups * (e + 3) + ThresholdUnit.LATENCY
+            p = lanes_per_unit
+            total += 1 + place.words + e + 1 + place.groups * max(e + 3, p) + p - 1 + ThresholdUnit.LATENCY
     return total

@@ -26,7 +26,7 @@ def check(model, cfg, x, results):
             assert np.array_equal(res.membranes[l], ref.membranes[l][b]), f"sample {b} layer {l} membranes"
         expected_out = [w for t in range(model.timesteps) for w in spike_words(ref.spikes[-1][b, t], cfg.n_pe)]
         assert res.outputs == expected_out
-        assert res.cycles - res.stall_cycles == formula_cycles(model, cfg.n_pe, x[b])
+        assert res.cycles - res.stall_cycles == formula_cycles(model, cfg.n_pe, x[b], cfg.lanes_per_unit)
 
 
 def test_shipped_model_on_digits(shipped_model):
@@ -45,6 +45,20 @@ def test_random_networks_loaded_at_run_time(seed):
     cfg = HwConfig.for_model(model, n_pe, bias_bits=8, weight_bits=8, membrane_bits=8)
     x = np.concatenate([random_spikes(seed, 2, 4, 11), np.zeros((1, 4, 11), np.uint8), np.ones((1, 4, 11), np.uint8)])
     check(model, cfg, x, run_accelerator(model, cfg, x, preload=False))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_shared_threshold_units(seed):
+    """U units for n_pe lanes (P = n_pe / U beats per group): sparse and dense inputs, so that groups
+    both wait for the units and outlast them; preloaded and loaded at run time; the cycle-accurate
+    simulator's cycles."""
+    model = random_model(200 + seed, sizes=(12, 13, 5), timesteps=3)
+    n_pe, units = [(8, 2), (8, 4), (6, 3), (8, 1)][seed]
+    cfg = HwConfig.for_model(model, n_pe, threshold_units=units, bias_bits=8, weight_bits=8, membrane_bits=8)
+    x = np.concatenate([random_spikes(seed, 2, 3, 12, density=0.08), random_spikes(seed + 9, 1, 3, 12)])
+    results = run_accelerator(model, cfg, x, preload=seed % 2 == 0)
+    check(model, cfg, x, results)
+    assert [r.cycles for r in results] == simulate(model, x, cfg).cycles.tolist(), f"seed {seed}"
 
 
 def test_back_pressure_adds_exactly_the_stall_cycles():

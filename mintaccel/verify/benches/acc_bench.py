@@ -65,8 +65,8 @@ class Expected:
     def sample(self, b: int) -> "SampleExpectation":
         """Group write-backs and spikes_out words in order, with their cycle (START cycle = 1) without
         stalls, from the doc's phase table (contract.py): SETUP, ENCODE, per group START + ACC + FIRE
-        (written back WRITEBACK cycles after FIRE), DRAIN per layer, OUTPUT per word, DONE."""
-        n = self.cfg.n_pe
+        (written back WRITEBACK + P - 1 cycles after FIRE), DRAIN per layer, OUTPUT per word, DONE."""
+        n, p = self.cfg.n_pe, self.cfg.lanes_per_unit
         fires, outputs = [], []
         c = C.RUN_START
         for t in range(self.model.timesteps):
@@ -76,11 +76,11 @@ class Expected:
                 spikes = self.trace.spikes[l][b, t]
                 mem = self.trace.membranes[l][b, t]
                 for g in range(place.groups):
-                    c += C.group_cycles(e)
+                    c += C.group_cycles(e, p)
                     lanes = range(g * n, min((g + 1) * n, layer.n_out))
                     word = sum(int(spikes[k]) << (k - g * n) for k in lanes)
-                    fires.append((t, l, g, c + C.WRITEBACK, word, [int(mem[k]) for k in lanes]))
-                c += C.DRAIN
+                    fires.append((t, l, g, c + C.writeback_delay(p), word, [int(mem[k]) for k in lanes]))
+                c += C.writeback_delay(p)
             last = self.trace.spikes[-1][b, t]
             for g in range(self.places[-1].groups):
                 c += C.OUTPUT_PER_WORD

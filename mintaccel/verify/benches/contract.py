@@ -1,7 +1,8 @@
 """docs/microarchitecture.md's cycle contract, as the benches hold the RTL to it: one constant per row of
 "Exact cycle cost" and "Threshold pipeline". The threshold pipeline's depth is the hardware parameter
 the doc names (`core.hwconfig.THRESHOLD_LATENCY`, which is `ThresholdUnit.LATENCY`: a group is written
-back that many cycles after its FIRE, and DRAIN is that latency); everything else is the doc's number.
+back that many cycles plus P - 1 after its FIRE, and DRAIN is as long; P is the build's lanes per
+threshold unit, and a group lasts at least P cycles); everything else is the doc's number.
 
 The accelerator bench also checks that its schedule built from these constants totals the cycle-accurate
 simulator's cycles, and tests/cocotb/test_contract.py compares them with sim/cycle's constants, so a
@@ -19,8 +20,8 @@ ACC_PER_EVENT = 1      # per group and event
 ACC_DRAIN = 1          # per group: the event -> weight pipeline empties
 FIRE = 1               # per group: the threshold pipeline takes H = u + acc
 THRESHOLD_LATENCY = hwconfig.THRESHOLD_LATENCY  # valid_in -> valid_out of one threshold unit
-WRITEBACK = THRESHOLD_LATENCY  # a group's membrane / spike / probe write-back, cycles after its FIRE
-DRAIN = THRESHOLD_LATENCY      # per layer and step, after the last group's FIRE
+WRITEBACK = THRESHOLD_LATENCY  # a group's membrane / spike / probe write-back, cycles after its FIRE (+ P - 1)
+DRAIN = THRESHOLD_LATENCY      # per layer and step, after the last group's FIRE (+ P - 1)
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
 RUN_DONE = 1           # the DONE cycle
 
@@ -29,6 +30,12 @@ def encode_cycles(words: int, events: int) -> int:
     return ENCODE_PER_WORD * words + ENCODE_PER_EVENT * events + ENCODE_DONE
 
 
-def group_cycles(events: int) -> int:
-    """START + ACC + FIRE of one group: the FIRE is its last cycle."""
-    return GROUP_START + ACC_PER_EVENT * events + ACC_DRAIN + FIRE
+def group_cycles(events: int, lanes_per_unit: int = 1) -> int:
+    """START + ACC (+ WAIT) + FIRE of one group: the FIRE is its last cycle, at least P cycles after the
+    previous group's."""
+    return max(GROUP_START + ACC_PER_EVENT * events + ACC_DRAIN + FIRE, lanes_per_unit)
+
+
+def writeback_delay(lanes_per_unit: int = 1) -> int:
+    """Cycles from a group's FIRE to its write-back, which is also a layer's DRAIN."""
+    return WRITEBACK + lanes_per_unit - 1

@@ -15,7 +15,7 @@ from mintaccel.sim.reference import run
 from tests.conftest import random_model, random_spikes
 
 
-def doc_formula(model, x, n_pe) -> list[int]:
+def doc_formula(model, x, n_pe, p=1) -> list[int]:
     """The doc's formula, scalar, straight from the spike patterns of the reference model's run."""
     trace = run(model, x)
     totals = []
@@ -27,7 +27,8 @@ def doc_formula(model, x, n_pe) -> list[int]:
                 inp = x[b, t] if l == 0 else trace.spikes[l - 1][b, t]
                 e = int(sum(int(v) for v in inp))
                 w, g = math.ceil(layer.n_in / n_pe), math.ceil(layer.n_out / n_pe)
-                total += 1 + w + e + 1 + g * (e + 3) + 5  # + encoder DONE, + DRAIN of the threshold pipeline
+                # + encoder DONE, groups of at least P cycles, + DRAIN of the threshold pipeline (P - 1 + 6)
+                total += 1 + w + e + 1 + g * max(e + 3, p) + p - 1 + 6
         totals.append(total)
     return totals
 
@@ -44,28 +45,42 @@ def test_total_cycles_equal_the_doc_formula(seed, n_pe):
     assert (sum(phases.values()) == r.cycles).all()
 
 
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("n_pe,units", [(8, 4), (8, 2), (8, 1), (6, 2), (12, 3)])
+def test_shared_threshold_units_follow_the_doc_formula(seed, n_pe, units):
+    """P = n_pe / units lanes per unit: groups of at least P cycles, DRAIN P - 1 + 6 (sparse inputs so
+    that some groups wait)."""
+    model = random_model(seed, sizes=(13, 17, 6), timesteps=4)
+    x = random_spikes(seed, 3, model.timesteps, model.n_inputs, density=0.1)
+    cfg = HwConfig.for_model(model, n_pe, threshold_units=units)
+    r = simulate(model, x, cfg)
+    assert r.cycles.tolist() == doc_formula(model, x, n_pe, n_pe // units)
+    assert (sum(r.phases.per_phase().values()) == r.cycles).all()
+    assert r.blocks["threshold_unit"].busy.tolist() == (r.phases.fire.sum(axis=(1, 2)) * (n_pe // units)).tolist()
+
+
 def test_worked_example_by_hand(worked):
     model, x, cfg = worked
     # n_pe = 2, n_in = n_out = 3: W = 2 words, G = 2 groups. E[0][t] = 2, 3, 1, 1 (ones of x[t]).
-    # Per step: OUTPUT G = 2, SETUP 1, ENCODE W + E + 1 = 3 + E, groups G * (E + 3) = 2E + 6, DRAIN 5:
-    # 17 + 3E.   t=0: 17 + 6 = 23   t=1: 17 + 9 = 26   t=2: 17 + 3 = 20   t=3: 17 + 3 = 20   -> 89
-    # plus START and DONE: 91.
+    # Per step: OUTPUT G = 2, SETUP 1, ENCODE W + E + 1 = 3 + E, groups G * (E + 3) = 2E + 6, DRAIN 6:
+    # 18 + 3E.   t=0: 18 + 6 = 24   t=1: 18 + 9 = 27   t=2: 18 + 3 = 21   t=3: 18 + 3 = 21   -> 93
+    # plus START and DONE: 95.
     r = simulate(model, x, cfg)
-    assert r.cycles.tolist() == [91]
-    assert r.phases.step[0].tolist() == [23, 26, 20, 20]
+    assert r.cycles.tolist() == [95]
+    assert r.phases.step[0].tolist() == [24, 27, 21, 21]
     assert {k: int(v[0]) for k, v in r.phases.per_phase().items()} == {
-        "run": 2, "setup": 4, "encode": 8 + 7 + 4, "group_start": 8, "acc": 14, "group_drain": 8, "fire": 8,
-        "drain": 20, "output": 8}
+        "run": 2, "setup": 4, "encode": 8 + 7 + 4, "group_start": 8, "acc": 14, "group_drain": 8, "wait": 0, "fire": 8,
+        "drain": 24, "output": 8}
 
 
 def test_pot_zero_weight_example_by_hand():
     # 2 inputs, 1 neuron, pot:3 weights [0, 2], n_pe = 1: W = 2, G = 1; x[0] = [1, 1], x[1] = [0, 1].
-    # Per step: OUTPUT 1 + SETUP 1 + ENCODE 2 + E + 1 + group E + 3 + DRAIN 5 = 13 + 2E: 17 and 15, plus 2 = 34.
+    # Per step: OUTPUT 1 + SETUP 1 + ENCODE 2 + E + 1 + group E + 3 + DRAIN 6 = 14 + 2E: 18 and 16, plus 2 = 36.
     layer = DenseLayer(weight=np.array([[0, 2]]), weight_format=WeightFormat("pot", 3), membrane_bits=2,
                        threshold=1, reset="soft", leak=Leak("decay", 2))
     model = IntModel((layer,), 2)
     r = simulate(model, np.array([[[1, 1], [0, 1]]], np.uint8), n_pe=1)
-    assert r.cycles.tolist() == [34]
+    assert r.cycles.tolist() == [36]
     pe = r.blocks["pe_array"]
     assert pe.per_sample("lane_ops").tolist() == [3]       # 3 events x 1 group x 1 lane
     assert pe.per_sample("additions").tolist() == [2]      # the events of input 1 meet weight 2
