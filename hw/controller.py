@@ -1,10 +1,10 @@
 """The controller: sequences time steps x layers x neuron groups (docs/microarchitecture.md).
 
 Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
-weight address -> N_PE weights -> accumulate, a two-stage pipeline), FIRE (the threshold units take
-the group: P = lanes per unit beats, the first in the FIRE cycle). A group's FIRE comes at least P
-cycles after the previous one's, so the shared units are free again (ACC waits when a group has fewer
-than P - 3 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after
+weight address (registered) -> N_PE weights -> accumulate, a three-stage pipeline), FIRE (the
+threshold units take the group: P = lanes per unit beats, the first in the FIRE cycle). A group lasts
+at least 4 cycles, and its FIRE comes at least P cycles after the previous one's, so the shared units
+are free again (ACC waits when a group has fewer than P - 4 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after
 its FIRE, overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
 cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
 """
@@ -76,21 +76,26 @@ class Controller(wiring.Component):
         cfg = self.cfg
         regs = self.regs
         issued = Signal(range(cfg.max_inputs + 1))  # event reads issued in this group
-        s1 = Signal()  # event data valid (weight read issued)
+        s1 = Signal()  # event data valid: the weight address is computed
+        s1b = Signal()  # the weight address is in its register: weight read issued
         s2 = Signal()  # weight data valid (accumulate)
+        w_raddr = Signal.like(self.w_raddr)
         first = Signal()  # first ACC cycle of a group: load the accumulators with the biases
         wbase = Signal.like(self.w_raddr)
         remaining = Signal(range(cfg.max_neurons + 1))  # neurons of this group and later ones
-        last_group = remaining <= cfg.n_pe
+        last_group = Signal()  # remaining <= n_pe, registered like `lanes`
         p = cfg.lanes_per_unit
         writeback = THRESHOLD_LATENCY + p - 1  # FIRE -> the group's write-back (and a layer's DRAIN)
-        # cycles since START, counted up to P - 2: with P <= 3 every group is long enough already
-        elapsed = Signal(range(max(p - 1, 2)))
-        units_free = (elapsed >= p - 2) if p > 3 else 1
+        # FIRE comes at least `fire_at` cycles after START: 3 (the event -> address -> weight pipeline of
+        # an event read at START), or P - 1 so that the shared threshold units are free again.
+        # `elapsed` counts the ACC cycles up to fire_at - 1.
+        fire_at = max(3, p - 1)
+        elapsed = Signal(range(fire_at))
+        may_fire = elapsed >= fire_at - 1
 
         m.d.comb += [
-            self.w_raddr.eq(wbase + self.ev_rdata),
-            self.w_ren.eq(s1),
+            self.w_raddr.eq(w_raddr),
+            self.w_ren.eq(s1b),
             self.pe_enable.eq(s2),
             self.spikes_out.payload.eq(self.out_data),
         ]
@@ -98,7 +103,10 @@ class Controller(wiring.Component):
         # FIRE at least three cycles later
         for i in range(cfg.n_pe):
             m.d.sync += self.lanes[i].eq(remaining > i)
-        m.d.sync += [s2.eq(s1), s1.eq(0)]
+        m.d.sync += last_group.eq(remaining <= cfg.n_pe)
+        # the weight address (base + event index) is registered before it reaches the weight memory
+        m.d.sync += [w_raddr.eq(wbase + self.ev_rdata), s1b.eq(s1)]
+        m.d.sync += [s2.eq(s1b), s1.eq(0)]
 
         # the write-back side of the threshold pipeline: what FIRE saw, LATENCY cycles later
         sidecar = [(self.fire, self.wb_valid), (self.m_addr, self.wb_addr), (self.group, self.wb_group),
@@ -122,12 +130,13 @@ class Controller(wiring.Component):
         with m.If(stalled_d):
             m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
 
+        more = Signal()  # an event read is left to issue: a register, so the FSM never waits on a compare
+
         def issue_event():
             """Issue the next event-memory read if any is left; returns whether one was issued."""
-            more = issued < self.enc_count
             m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more)]
             with m.If(more):
-                m.d.sync += [issued.eq(issued + 1), s1.eq(1)]
+                m.d.sync += [issued.eq(issued + 1), s1.eq(1), more.eq(issued + 1 < self.enc_count)]
             return more
 
         with m.FSM():
@@ -153,7 +162,7 @@ class Controller(wiring.Component):
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += [self.m_ren.eq(1)]
-                m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1)]
+                m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1), more.eq(self.enc_count > 1)]
                 m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
                 with m.If(self.enc_count != 0):
                     m.d.sync += [issued.eq(1), s1.eq(1)]
@@ -162,11 +171,11 @@ class Controller(wiring.Component):
                 m.d.comb += [self.pe_load.eq(first)]
                 m.d.sync += first.eq(0)
                 more = issue_event()
-                if p > 3:
-                    with m.If(~units_free):
-                        m.d.sync += elapsed.eq(elapsed + 1)
-                # FIRE is the group's cycle max(E + 2, P - 1) after START: the units are free by then
-                with m.If(~more & ~s1 & units_free):
+                with m.If(~may_fire):
+                    m.d.sync += elapsed.eq(elapsed + 1)
+                # FIRE is the group's cycle max(E + 3, P - 1) after START: the last weight is in the
+                # accumulators and the threshold units are free
+                with m.If(~more & ~s1 & ~s1b & may_fire):
                     m.next = "FIRE"
             with m.State("FIRE"):
                 m.d.comb += [self.fire.eq(1)]

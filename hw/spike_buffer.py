@@ -2,7 +2,9 @@
 
 Flip-flops (it is small: max_neurons bits). The encoder's read is registered so that the word it
 tests comes straight from a register: each cycle both `buffer[index]` and `buffer[index + 1]` are
-fetched, and the cycle after, the one matching the encoder's (possibly advanced) index is served.
+fetched, and the cycle after, the one matching the encoder's (possibly advanced) index is served,
+with its `nonzero` flag (one flip-flop per word, set as the word is written), so the encoder learns
+whether a word it takes has a one without an OR tree behind the multiplexer.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class SpikeBuffer(wiring.Component):
         super().__init__({
             "waddr": In(range(words)), "wdata": In(n_pe), "wen": In(1),
             # encoder side: `start` resets its index to 0, `advance` moves it to the next word
-            "start": In(1), "index": In(range(words + 1)), "advance": In(1), "word": Out(n_pe),
+            "start": In(1), "index": In(range(words + 1)), "advance": In(1), "word": Out(n_pe), "nonzero": Out(1),
             # OUTPUT side (combinational read)
             "out_addr": In(range(words)), "out_data": Out(n_pe),
         })
@@ -36,4 +38,9 @@ class SpikeBuffer(wiring.Component):
         word_here, word_ahead, advanced = Signal(self.n_pe), Signal(self.n_pe), Signal()
         m.d.sync += [word_here.eq(here.data), word_ahead.eq(ahead.data), advanced.eq(self.advance & ~self.start)]
         m.d.comb += self.word.eq(Mux(advanced, word_ahead, word_here))
+        flags, nz_here, nz_ahead = Signal(self.words + 1), Signal(), Signal()  # + 1: index + 1 may pass the end
+        with m.If(self.wen):
+            m.d.sync += flags.bit_select(self.waddr, 1).eq(self.wdata != 0)
+        m.d.sync += [nz_here.eq(flags.bit_select(here.addr, 1)), nz_ahead.eq(flags.bit_select(ahead.addr, 1))]
+        m.d.comb += self.nonzero.eq(Mux(advanced, nz_ahead, nz_here))
         return m

@@ -4,11 +4,13 @@ Each word costs one cycle to take in, plus one cycle per 1 in it (lowest index f
 cycle at the end. Bits past `n_in` in the last word are masked, so padding never becomes an event.
 
 Timing: a word goes straight into the `pending` register, and every decision (take the next word,
-extract an event, finish) is made from that register's all-zeros test, never from the incoming word,
-so the word's path is an AND with the mask and a 2:1 multiplexer. A word taken while `pending` is 0
-costs its one cycle; a word with e ones then spends e cycles in `pending`, one event each, and the
-next word comes in the cycle after its last event: the same cycle count as testing the word on
-arrival. The mask and `last` of the next word are computed from registers, off the word's path.
+extract an event, finish) is made from `empty` (pending == 0, itself a register), never from the
+incoming word. A word taken while `pending` is empty costs its one cycle; a word with e ones then
+spends e cycles in `pending`, one event each, and the next word comes in the cycle after its last
+event: the same cycle count as testing the word on arrival. The mask and `last` of the next word are
+computed from registers, off the word's path, and an event's index is encoded the cycle after it is
+found (it only goes to the event memory). Words from the spike buffer come with their `nonzero` flag
+(`trusted`), so only host words are tested here, in one OR tree.
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ class SpikeEncoder(wiring.Component):
             "start": In(1),
             "n_in": In(count_bits),
             "words": In(stream.Signature(n_pe)),
+            # words from the spike buffer: padding bits are 0 and `nonzero` says whether a word has a one;
+            # otherwise the word is `host_word` (the same bits, taken before the source multiplexer so
+            # that its all-zeros test is not behind it)
+            "trusted": In(1),
+            "nonzero": In(1),
+            "host_word": In(n_pe),
             "word_index": Out(count_bits),
             "advance": Out(1),  # word_index moves to the next word at the end of this cycle
+            # an event comes out the cycle after it is found (its index is encoded from a registered
+            # one-hot word): write event_index at address event_addr when event_valid
             "event_valid": Out(1),
             "event_index": Out(self.index_bits),
-            "event_count": Out(count_bits),
+            "event_addr": Out(count_bits),
+            "event_count": Out(count_bits),  # events found so far (not delayed)
             "busy": Out(1),
             "finish": Out(1),
             "stall": Out(1),
@@ -53,11 +64,17 @@ class SpikeEncoder(wiring.Component):
         pending = Signal(n)
         empty = Signal()  # pending == 0, as a register: finish and the next take are decided from it
 
-        lsb = Signal(range(n))
-        m.d.comb += lsb.eq(_lowest_one(pending))
+        # the event found in a cycle: the lowest 1 of pending as a one-hot word (pending - 1 is the carry
+        # chain that also clears it), registered with its word's base and number; its index is an OR
+        # per bit of the one-hot word the cycle after
+        below = pending - 1
+        onehot, found_base, found = Signal(n), Signal.like(base), Signal()
+        m.d.sync += [found.eq(0), onehot.eq(pending & ~below), found_base.eq(base), self.event_addr.eq(self.event_count)]
+        lsb = Cat(*(Cat(*(onehot[i] for i in range(n) if i >> k & 1)).any() for k in range((n - 1).bit_length())))
         # with a power-of-two n_pe the word's first index has n's low bits clear: concatenate, no adder
         shift = (n - 1).bit_length()
-        index = Cat(lsb, base[shift:]) if n == 1 << shift else base + lsb
+        m.d.comb += [self.event_valid.eq(found),
+                     self.event_index.eq(Cat(lsb, found_base[shift:]) if n == 1 << shift else found_base + lsb)]
 
         def word(rem):
             m.d.sync += [remaining.eq(rem), last.eq(rem <= n), mask.eq(Mux(rem <= n, _low_mask(rem, n), ones))]
@@ -72,34 +89,21 @@ class SpikeEncoder(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~empty):  # one event per cycle, lowest index first
-                    m.d.comb += [self.event_valid.eq(1), self.event_index.eq(index)]
-                    m.d.sync += [pending.eq(pending & (pending - 1)), empty.eq(_at_most_one(pending)),
+                    m.d.sync += [found.eq(1), pending.eq(pending & below), empty.eq(_at_most_one(pending)),
                                  self.event_count.eq(self.event_count + 1)]
                 with m.Elif(more):  # take the next word
                     m.d.comb += [self.words.ready.eq(1), self.stall.eq(~self.words.valid)]
                     with m.If(self.words.valid):
                         word(remaining - n)
                         taken = self.words.payload & mask
-                        m.d.sync += [pending.eq(taken), empty.eq(taken == 0), more.eq(~last), base.eq(next_base),
+                        m.d.sync += [pending.eq(taken), empty.eq(Mux(self.trusted, ~self.nonzero, (self.host_word & mask) == 0)),
+                                     more.eq(~last), base.eq(next_base),
                                      next_base.eq(next_base + n), self.word_index.eq(self.word_index + 1)]
                         m.d.comb += self.advance.eq(1)
                 with m.Else():  # the DONE cycle
                     m.d.comb += self.finish.eq(1)
                     m.next = "IDLE"
         return m
-
-
-def _lowest_one(bits):
-    """Index of the lowest 1 of `bits` (0 if none), as a balanced tree of 2:1 multiplexers: log2(n) levels
-    instead of a priority chain n long."""
-    n = len(bits)
-    if n == 1:
-        return bits[0] & 0  # a 0-bit index has no value: the index of a 1-bit word is 0
-    half = 1 << ((n - 1).bit_length() - 1)
-    lo, hi = bits[:half], bits[half:]
-    hi_index = _lowest_one(hi) if len(hi) > 1 else 0
-    lo_index = _lowest_one(lo) if half > 1 else 0
-    return Mux(lo.any(), lo_index, half + hi_index)
 
 
 def _at_most_one(bits):

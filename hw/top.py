@@ -84,14 +84,15 @@ class Accelerator(wiring.Component):
             ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
             sbuf.start.eq(enc.start), sbuf.index.eq(enc.word_index), sbuf.advance.eq(enc.advance),
             enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
+            enc.trusted.eq(~ctrl.from_host), enc.nonzero.eq(sbuf.nonzero), enc.host_word.eq(self.spikes_in.payload),
             enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, sbuf.word)),
             self.spikes_in.ready.eq(enc.words.ready & ctrl.from_host),
             ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
         ]
 
-        # events reach the event memory one cycle late, through registers (off the encoder's lowest-one
-        # tree); the first read of them comes two cycles after the last one is found
-        m.d.sync += [ev_wr.addr.eq(enc.event_count), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid)]
+        # events reach the event memory the cycle after the encoder finds them; the first read of them
+        # comes two cycles after the last one is found
+        m.d.comb += [ev_wr.addr.eq(enc.event_addr), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid)]
 
         # event index -> weight banks -> PE array
         m.d.comb += [

@@ -3,14 +3,14 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * max(E[l][t] + 3, P) + P + 5 ) )
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * max(E[l][t] + 4, P) + P + 5 ) )
              (+ stalls; P = lanes per threshold unit, 1 when every lane has its own)
 
-The three overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
-the membrane and bias words, issue the first event read), one pipeline-drain cycle at the end of ACC
-(event index -> weight read -> accumulate is two stages deep), FIRE (the threshold pipeline takes
+The four overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
+the membrane and bias words, issue the first event read), two pipeline-drain cycles at the end of ACC
+(event index -> registered weight address -> weight read -> accumulate is three stages deep), FIRE (the threshold pipeline takes
 H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the previous
-one's (WAIT cycles at the end of ACC when E + 3 < P). The threshold pipeline writes each group back
+one's (WAIT cycles at the end of ACC when E + 4 < P). The threshold pipeline writes each group back
 P - 1 + 6 cycles after its FIRE, overlapping the next group; after a layer's last group DRAIN waits
 those cycles (core.hwconfig.THRESHOLD_LATENCY = 6, which the RTL's ThresholdUnit.LATENCY is too).
 """
@@ -41,7 +41,7 @@ ENCODE_PER_EVENT = 1   # per 1 in a word
 ENCODE_DONE = 1        # per layer and step: the encoder's registered DONE cycle
 GROUP_START = 1        # per group: read membrane / bias word, issue the first event read
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
-GROUP_DRAIN = 1        # per group: the last event leaves the two-stage event -> weight pipeline
+GROUP_DRAIN = 2        # per group: the last event leaves the event -> address -> weight pipeline
 GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
 LAYER_DRAIN = THRESHOLD_LATENCY  # per layer and step: the threshold pipeline's last write-back (6), plus P - 1
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
@@ -66,7 +66,7 @@ class PhaseCycles:
     fire: np.ndarray
     """int64 [B, T, L]: one per group."""
     wait: np.ndarray
-    """int64 [B, T, L]: max(0, P - (E[l][t] + 3)) per group: the shared threshold units are still busy."""
+    """int64 [B, T, L]: max(0, P - (E[l][t] + 4)) per group: the shared threshold units are still busy."""
     drain: np.ndarray
     """int64 [B, T, L]: LAYER_DRAIN + P - 1 per layer and step."""
     output: np.ndarray
@@ -76,7 +76,7 @@ class PhaseCycles:
 
     @property
     def groups(self) -> np.ndarray:
-        """int64 [B, T, L]: START + ACC + WAIT + FIRE of all groups, max(E[l][t] + 3, P) per group."""
+        """int64 [B, T, L]: START + ACC + WAIT + FIRE of all groups, max(E[l][t] + 4, P) per group."""
         return self.group_start + self.acc + self.group_drain + self.wait + self.fire
 
     @property

@@ -33,6 +33,7 @@ def test_events_and_cycles(seed):
             valid = bool(queue) and cycle not in gaps
             ctx.set(dut.words.valid, valid)
             ctx.set(dut.words.payload, queue[0] if queue else 0)
+            ctx.set(dut.host_word, queue[0] if queue else 0)  # host words: trusted = 0
             if ctx.get(dut.event_valid):
                 events.append(ctx.get(dut.event_index))
             busy += ctx.get(dut.busy)

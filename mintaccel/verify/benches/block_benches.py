@@ -330,6 +330,8 @@ class EncoderTB(Component):
         self.dut, self.rng, self.mm, self.n, self.max_inputs = dut, rng, mm, n_pe, max_inputs
         self.start, self.n_in = Port(dut.start, 0), Port(dut.n_in, 0)
         self.valid, self.payload = Port(dut.words__valid, 0), Port(dut.words__payload, 0)
+        self.host_word = Port(dut.host_word, 0)  # host words (trusted = 0): the same bits as the payload
+        Port(dut.trusted, 0), Port(dut.nonzero, 0)
         self.state = "idle"
         self.gap_cycles = 0
         self.runs = self.events_total = self.stalls_total = 0
@@ -368,11 +370,13 @@ class EncoderTB(Component):
         if self.wi < len(self.words) and self.state != "starting" and not (self.gap and self.rng.random() < self.gap):
             self.valid.set(1)
             self.payload.set(self.words[self.wi])
+            self.host_word.set(self.words[self.wi])
         else:
             self.valid.set(0)
             # a word shown early (while the encoder is not ready yet) is allowed: show one sometimes
             if self.state == "starting" and self.words and self.rng.random() < 0.5:
                 self.payload.set(self.words[0])
+                self.host_word.set(self.words[0])
 
     def sample(self):
         d, mm = self.dut, self.mm
@@ -393,7 +397,7 @@ class EncoderTB(Component):
             else:
                 self.stalls += 1
         if int(d.event_valid.value):
-            mm.equal(int(d.event_count.value), len(self.got), lambda: f"{where()}: event_count at event {len(self.got)}")
+            mm.equal(int(d.event_addr.value), len(self.got), lambda: f"{where()}: event_addr at event {len(self.got)}")
             self.got.append(int(d.event_index.value))
         if int(d.finish.value):
             mm.equal(self.got, self.expected, lambda: f"{where()}: event indices")

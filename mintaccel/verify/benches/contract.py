@@ -17,7 +17,7 @@ ENCODE_PER_EVENT = 1   # per 1 in a word
 ENCODE_DONE = 1        # the encoder's registered DONE cycle, per layer and step
 GROUP_START = 1        # per group
 ACC_PER_EVENT = 1      # per group and event
-ACC_DRAIN = 1          # per group: the event -> weight pipeline empties
+ACC_DRAIN = 2          # per group: the event -> address -> weight pipeline empties
 FIRE = 1               # per group: the threshold pipeline takes H = u + acc
 THRESHOLD_LATENCY = hwconfig.THRESHOLD_LATENCY  # valid_in -> valid_out of one threshold unit
 WRITEBACK = THRESHOLD_LATENCY  # a group's membrane / spike / probe write-back, cycles after its FIRE (+ P - 1)
