@@ -1,5 +1,8 @@
 """The controller: sequences time steps x layers x neuron groups (docs/microarchitecture.md).
 
+Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them (its membrane
+and bias words are read in ENCODE's first cycle), and fires 4 cycles after ENCODE's DONE cycle; the
+other groups read the events back from the event memory.
 Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
 weight address (registered) -> N_PE weights -> accumulate, a three-stage pipeline), FIRE (the
 threshold units take the group: P = lanes per unit beats, the first in the FIRE cycle). A group lasts
@@ -11,7 +14,7 @@ cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,6 +44,9 @@ class Controller(wiring.Component):
             "enc_finish": In(1),
             "enc_stall": In(1),
             "enc_count": In(count_bits),
+            # the encoder's events as it finds them: group 0 accumulates them during ENCODE
+            "enc_event_valid": In(1),
+            "enc_event_index": In(cfg.index_bits),
             "from_host": Out(1),
             # event memory read (sync)
             "ev_raddr": Out(cfg.index_bits),
@@ -104,8 +110,16 @@ class Controller(wiring.Component):
         for i in range(cfg.n_pe):
             m.d.sync += self.lanes[i].eq(remaining > i)
         m.d.sync += last_group.eq(remaining <= cfg.n_pe)
-        # the weight address (base + event index) is registered before it reaches the weight memory
-        m.d.sync += [w_raddr.eq(wbase + self.ev_rdata), s1b.eq(s1)]
+        # the weight address (base + event index) is registered before it reaches the weight memory. The
+        # index is the event memory's (groups 1 ..) or, during ENCODE, the encoder's own (group 0)
+        # (through a register of its own: the encoder's index comes out of an OR tree)
+        enc_valid, enc_index = Signal(), Signal.like(self.enc_event_index)
+        m.d.sync += [enc_valid.eq(self.enc_event_valid), enc_index.eq(self.enc_event_index)]
+        index = Mux(s1, self.ev_rdata, enc_index)
+        m.d.sync += [w_raddr.eq(wbase + index), s1b.eq(s1 | enc_valid)]
+        # group 0's membrane / bias read and accumulator load, in ENCODE's first and second cycles
+        g0_read, g0_load = Signal(), Signal()
+        m.d.sync += [g0_read.eq(0), g0_load.eq(g0_read), self.enc_start.eq(0)]
         m.d.sync += [s2.eq(s1b), s1.eq(0)]
 
         # the write-back side of the threshold pipeline: what FIRE saw, LATENCY cycles later
@@ -148,18 +162,21 @@ class Controller(wiring.Component):
                                  self.first_step.eq(1), self.busy.eq(1)]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                m.d.comb += [self.enc_start.eq(1)]
+                # the encoder starts in ENCODE's first cycle, from the layer's registers copied here
+                m.d.sync += self.enc_start.eq(1)
                 # from_host is a register (set here, high for exactly the ENCODE cycles of layer 0) so
                 # that the encoder's input select is not behind the FSM decode
                 m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
                              remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs),
-                             self.from_host.eq(self.layer == 0)]
+                             self.from_host.eq(self.layer == 0), g0_read.eq(1), more.eq(0)]
                 m.next = "ENCODE"
             with m.State("ENCODE"):
-                m.d.comb += stalled.eq(self.enc_stall)
+                # group 0 runs here: each event the encoder finds goes straight into the weight pipeline
+                m.d.comb += [stalled.eq(self.enc_stall), self.m_ren.eq(g0_read), self.pe_load.eq(g0_load)]
                 with m.If(self.enc_finish):
-                    m.d.sync += self.from_host.eq(0)
-                    m.next = "START"
+                    # then ACC drains the pipeline: FIRE comes 4 cycles after the DONE cycle
+                    m.d.sync += [self.from_host.eq(0), elapsed.eq(fire_at - 3)]
+                    m.next = "ACC"
             with m.State("START"):
                 m.d.comb += [self.m_ren.eq(1)]
                 m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1), more.eq(self.enc_count > 1)]

@@ -80,8 +80,9 @@ class Accelerator(wiring.Component):
         # spike encoder: host words for layer 0, the spike buffer for the others -> event memory
         ev_wr, ev_rd = evmem.write_port(), evmem.read_port()
         m.d.comb += [
-            enc.start.eq(ctrl.enc_start), enc.n_in.eq(regs.n_in),
+            enc.start.eq(ctrl.enc_start), enc.n_in.eq(cur.n_in),
             ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
+            ctrl.enc_event_valid.eq(enc.event_valid), ctrl.enc_event_index.eq(enc.event_index),
             sbuf.start.eq(enc.start), sbuf.index.eq(enc.word_index), sbuf.advance.eq(enc.advance),
             enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
             enc.trusted.eq(~ctrl.from_host), enc.nonzero.eq(sbuf.nonzero), enc.host_word.eq(self.spikes_in.payload),

@@ -3,13 +3,14 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + W[l] + E[l][t] + 1 + G[l] * max(E[l][t] + 4, P) + P + 5 ) )
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + 1 + W[l] + E[l][t] + 1 + 4 + (G[l] - 1) * max(E[l][t] + 4, P) + P + 5 ) )
              (+ stalls; P = lanes per threshold unit, 1 when every lane has its own)
 
-The four overhead cycles of a group are split as the RTL (hw/controller.py) spends them: START (read
-the membrane and bias words, issue the first event read), two pipeline-drain cycles at the end of ACC
-(event index -> registered weight address -> weight read -> accumulate is three stages deep), FIRE (the threshold pipeline takes
-H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the previous
+Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them, and costs
+4 cycles after it (the pipeline drains, FIRE). The four overhead cycles of every later group are split
+as the RTL (hw/controller.py) spends them: START (read the membrane and bias words, issue the first
+event read), two pipeline-drain cycles at the end of ACC (event index -> registered weight address ->
+weight read -> accumulate is three stages deep), FIRE (the threshold pipeline takes H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the previous
 one's (WAIT cycles at the end of ACC when E + 4 < P). The threshold pipeline writes each group back
 P - 1 + 6 cycles after its FIRE, overlapping the next group; after a layer's last group DRAIN waits
 those cycles (core.hwconfig.THRESHOLD_LATENCY = 6, which the RTL's ThresholdUnit.LATENCY is too).
@@ -38,10 +39,12 @@ RUN_DONE = 1           # the DONE cycle
 SETUP = 1              # per layer and step
 ENCODE_PER_WORD = 1    # per input spike word
 ENCODE_PER_EVENT = 1   # per 1 in a word
-ENCODE_DONE = 1        # per layer and step: the encoder's registered DONE cycle
+ENCODE_START = 1       # per layer and step: the encoder starts from the registers SETUP copied
+ENCODE_DONE = 1        # per layer and step: the encoder's DONE cycle
 GROUP_START = 1        # per group: read membrane / bias word, issue the first event read
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
 GROUP_DRAIN = 2        # per group: the last event leaves the event -> address -> weight pipeline
+FIRST_GROUP_DRAIN = 3  # group 0: the encoder's last event is registered once more on its way
 GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
 LAYER_DRAIN = THRESHOLD_LATENCY  # per layer and step: the threshold pipeline's last write-back (6), plus P - 1
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
@@ -56,17 +59,18 @@ class PhaseCycles:
     setup: np.ndarray
     """int64 [B, T, L]."""
     encode: np.ndarray
-    """int64 [B, T, L]: W[l] + E[l][t] + 1."""
+    """int64 [B, T, L]: 1 + W[l] + E[l][t] + 1."""
     group_start: np.ndarray
-    """int64 [B, T, L]: one per group."""
+    """int64 [B, T, L]: one per group after the first (group 0 starts with ENCODE)."""
     acc: np.ndarray
-    """int64 [B, T, L]: E[l][t] per group."""
+    """int64 [B, T, L]: E[l][t] per group after the first (group 0 accumulates during ENCODE)."""
     group_drain: np.ndarray
-    """int64 [B, T, L]: one per group."""
+    """int64 [B, T, L]: FIRST_GROUP_DRAIN for group 0, GROUP_DRAIN per later group."""
     fire: np.ndarray
     """int64 [B, T, L]: one per group."""
     wait: np.ndarray
-    """int64 [B, T, L]: max(0, P - (E[l][t] + 4)) per group: the shared threshold units are still busy."""
+    """int64 [B, T, L]: max(0, P - (E[l][t] + 4)) per group after the first: the shared threshold units
+    are still busy."""
     drain: np.ndarray
     """int64 [B, T, L]: LAYER_DRAIN + P - 1 per layer and step."""
     output: np.ndarray
@@ -76,7 +80,8 @@ class PhaseCycles:
 
     @property
     def groups(self) -> np.ndarray:
-        """int64 [B, T, L]: START + ACC + WAIT + FIRE of all groups, max(E[l][t] + 4, P) per group."""
+        """int64 [B, T, L]: the groups' cycles outside ENCODE: 4 for group 0 (ACC drain + FIRE), then
+        max(E[l][t] + 4, P) per group (START + ACC + WAIT + FIRE)."""
         return self.group_start + self.acc + self.group_drain + self.wait + self.fire
 
     @property
@@ -113,12 +118,12 @@ def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray, lane
     return PhaseCycles(
         run=RUN_START + RUN_DONE,
         setup=np.full(e.shape, SETUP, np.int64),
-        encode=ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e + ENCODE_DONE,
-        group_start=GROUP_START * g,
-        acc=ACC_PER_EVENT * e * g,
-        group_drain=GROUP_DRAIN * g,
+        encode=ENCODE_START + ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e + ENCODE_DONE,
+        group_start=GROUP_START * (g - 1),
+        acc=ACC_PER_EVENT * e * (g - 1),
+        group_drain=FIRST_GROUP_DRAIN + GROUP_DRAIN * (g - 1),
         fire=GROUP_FIRE * g,
-        wait=np.maximum(0, p - (GROUP_START + ACC_PER_EVENT * e + GROUP_DRAIN + GROUP_FIRE)) * g,
+        wait=np.maximum(0, p - (GROUP_START + ACC_PER_EVENT * e + GROUP_DRAIN + GROUP_FIRE)) * (g - 1),
         drain=np.full(e.shape, LAYER_DRAIN + p - 1, np.int64),
         output=OUTPUT_PER_WORD * g[:, :, -1],
     )
@@ -221,7 +226,7 @@ def controller_counts(act: Activity, phases: PhaseCycles, stalls: Stalls, total:
     """Busy from START to DONE except stalls. Arithmetic: the weight address `base + j` per ACC cycle and
     the running base `+= n_in` per group (docs/microarchitecture.md: no multiplier)."""
     cfg = act.cfg
-    acc_cycles = phases.acc.sum(axis=1)
+    acc_cycles = (act.events * act.groups).sum(axis=1)  # one address per event and group, group 0's too
     group_count = phases.fire.sum(axis=1) // GROUP_FIRE
     return BlockCounts(
         name="controller", kind="control", busy=total - stalls.total, stall=stalls.total, total=total,

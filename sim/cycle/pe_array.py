@@ -6,7 +6,7 @@ operations, `additions` met a nonzero weight on a real neuron and `zero_addition
 padding lane: the RTL adds them too (acc + 0), sim/energy.py prices them with `zero_add_factor`.
 Binary weights add or subtract, power-of-two weights are decoded by a constant table (no multiplier,
 no shifter), so no shifts are counted here. `loads`: accumulator initialisations (bias or 0), one per
-group. Busy in the ACC cycles, E * G per layer and step.
+group. Busy E * G cycles per layer and step (group 0's accumulations overlap ENCODE).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def account(act, phases, stalls, total) -> BlockCounts:
     lane_ops = (act.events * act.groups * cfg.n_pe).sum(axis=1)
     additions = act.weight_hits.sum(axis=1)
     return BlockCounts(
-        NAME, "compute", busy=phases.acc.sum(axis=(1, 2)), stall=0 * total, total=total,
+        NAME, "compute", busy=(act.events * act.groups).sum(axis=(1, 2)), stall=0 * total, total=total,
         ops={"sops": (act.events * act.n_out).sum(axis=1), "lane_ops": lane_ops,
              "additions": additions, "zero_additions": lane_ops - additions,
              "loads": (0 * act.events + act.groups * cfg.n_pe).sum(axis=1)},

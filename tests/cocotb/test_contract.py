@@ -12,8 +12,8 @@ def test_contract_matches_the_simulator():
     from mintaccel.sim.cycle import controller as sim
     pairs = {
         "RUN_START": "RUN_START", "RUN_DONE": "RUN_DONE", "SETUP": "SETUP", "ENCODE_PER_WORD": "ENCODE_PER_WORD",
-        "ENCODE_PER_EVENT": "ENCODE_PER_EVENT", "ENCODE_DONE": "ENCODE_DONE", "GROUP_START": "GROUP_START",
-        "ACC_PER_EVENT": "ACC_PER_EVENT", "ACC_DRAIN": "GROUP_DRAIN", "FIRE": "GROUP_FIRE", "DRAIN": "LAYER_DRAIN",
+        "ENCODE_PER_EVENT": "ENCODE_PER_EVENT", "ENCODE_START": "ENCODE_START", "ENCODE_DONE": "ENCODE_DONE", "GROUP_START": "GROUP_START",
+        "ACC_PER_EVENT": "ACC_PER_EVENT", "ACC_DRAIN": "GROUP_DRAIN", "FIRST_GROUP_DRAIN": "FIRST_GROUP_DRAIN", "FIRE": "GROUP_FIRE", "DRAIN": "LAYER_DRAIN",
         "OUTPUT_PER_WORD": "OUTPUT_PER_WORD",
     }
     mine = {k: getattr(contract, k) for k in pairs}

@@ -64,7 +64,8 @@ class Expected:
 
     def sample(self, b: int) -> "SampleExpectation":
         """Group write-backs and spikes_out words in order, with their cycle (START cycle = 1) without
-        stalls, from the doc's phase table (contract.py): SETUP, ENCODE, per group START + ACC + FIRE
+        stalls, from the doc's phase table (contract.py): SETUP, ENCODE (group 0 accumulating), group 0's
+        ACC drain + FIRE, per later group START + ACC + FIRE
         (written back WRITEBACK + P - 1 cycles after FIRE), DRAIN per layer, OUTPUT per word, DONE."""
         n, p = self.cfg.n_pe, self.cfg.lanes_per_unit
         fires, outputs = [], []
@@ -72,11 +73,11 @@ class Expected:
         for t in range(self.model.timesteps):
             for l, (layer, place) in enumerate(zip(self.model.layers, self.places)):
                 e = self.events(b, t, l)
-                c += C.SETUP + C.encode_cycles(place.words, e)
+                c += C.SETUP + C.ENCODE_START + C.encode_cycles(place.words, e)
                 spikes = self.trace.spikes[l][b, t]
                 mem = self.trace.membranes[l][b, t]
                 for g in range(place.groups):
-                    c += C.group_cycles(e, p)
+                    c += C.first_group_cycles() if g == 0 else C.group_cycles(e, p)
                     lanes = range(g * n, min((g + 1) * n, layer.n_out))
                     word = sum(int(spikes[k]) << (k - g * n) for k in lanes)
                     fires.append((t, l, g, c + C.writeback_delay(p), word, [int(mem[k]) for k in lanes]))

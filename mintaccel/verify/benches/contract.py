@@ -14,10 +14,12 @@ RUN_START = 1          # the cycle `start` is accepted
 SETUP = 1              # per layer and step
 ENCODE_PER_WORD = 1    # per input spike word
 ENCODE_PER_EVENT = 1   # per 1 in a word
-ENCODE_DONE = 1        # the encoder's registered DONE cycle, per layer and step
+ENCODE_START = 1       # per layer and step: the encoder starts the cycle after SETUP (accelerator only)
+ENCODE_DONE = 1        # the encoder's DONE cycle, per layer and step
 GROUP_START = 1        # per group
 ACC_PER_EVENT = 1      # per group and event
 ACC_DRAIN = 2          # per group: the event -> address -> weight pipeline empties
+FIRST_GROUP_DRAIN = 3  # group 0 (it accumulates during ENCODE): the encoder's events are registered once more
 FIRE = 1               # per group: the threshold pipeline takes H = u + acc
 THRESHOLD_LATENCY = hwconfig.THRESHOLD_LATENCY  # valid_in -> valid_out of one threshold unit
 WRITEBACK = THRESHOLD_LATENCY  # a group's membrane / spike / probe write-back, cycles after its FIRE (+ P - 1)
@@ -34,6 +36,11 @@ def group_cycles(events: int, lanes_per_unit: int = 1) -> int:
     """START + ACC (+ WAIT) + FIRE of one group: the FIRE is its last cycle, at least P cycles after the
     previous group's."""
     return max(GROUP_START + ACC_PER_EVENT * events + ACC_DRAIN + FIRE, lanes_per_unit)
+
+
+def first_group_cycles() -> int:
+    """Group 0 after ENCODE's DONE cycle (it accumulates during ENCODE): the pipeline drains, FIRE."""
+    return FIRST_GROUP_DRAIN + FIRE
 
 
 def writeback_delay(lanes_per_unit: int = 1) -> int:
