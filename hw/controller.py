@@ -1,13 +1,14 @@
 """The controller: sequences time steps x layers x neuron groups (docs/microarchitecture.md).
 
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them (its membrane
-and bias words are read in ENCODE's first cycle), and fires 4 cycles after ENCODE's DONE cycle; the
+and bias words are read in ENCODE's first cycle), and fires 5 cycles after ENCODE's DONE cycle; the
 other groups read the events back from the event memory.
 Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
-weight address (registered) -> N_PE weights -> accumulate, a three-stage pipeline), FIRE (the
+weight address (registered) -> N_PE weight codes (registered in the PE array) -> accumulate, a
+four-stage pipeline), FIRE (the
 threshold units take the group: P = lanes per unit beats, the first in the FIRE cycle). A group lasts
-at least 4 cycles, and its FIRE comes at least P cycles after the previous one's, so the shared units
-are free again (ACC waits when a group has fewer than P - 4 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after
+at least 5 cycles, and its FIRE comes at least P cycles after the previous one's, so the shared units
+are free again (ACC waits when a group has fewer than P - 5 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after
 its FIRE, overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
 cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
 """
@@ -92,10 +93,10 @@ class Controller(wiring.Component):
         last_group = Signal()  # remaining <= n_pe, registered like `lanes`
         p = cfg.lanes_per_unit
         writeback = THRESHOLD_LATENCY + p - 1  # FIRE -> the group's write-back (and a layer's DRAIN)
-        # FIRE comes at least `fire_at` cycles after START: 3 (the event -> address -> weight pipeline of
+        # FIRE comes at least `fire_at` cycles after START: 4 (the event -> address -> weight -> code pipeline of
         # an event read at START), or P - 1 so that the shared threshold units are free again.
         # `elapsed` counts the ACC cycles up to fire_at - 1.
-        fire_at = max(3, p - 1)
+        fire_at = max(4, p - 1)
         elapsed = Signal(range(fire_at))
         may_fire = elapsed >= fire_at - 1
 
@@ -174,8 +175,8 @@ class Controller(wiring.Component):
                 # group 0 runs here: each event the encoder finds goes straight into the weight pipeline
                 m.d.comb += [stalled.eq(self.enc_stall), self.m_ren.eq(g0_read), self.pe_load.eq(g0_load)]
                 with m.If(self.enc_finish):
-                    # then ACC drains the pipeline: FIRE comes 4 cycles after the DONE cycle
-                    m.d.sync += [self.from_host.eq(0), elapsed.eq(fire_at - 3)]
+                    # then ACC drains the pipeline: FIRE comes 5 cycles after the DONE cycle
+                    m.d.sync += [self.from_host.eq(0), elapsed.eq(fire_at - 4)]
                     m.next = "ACC"
             with m.State("START"):
                 m.d.comb += [self.m_ren.eq(1)]
@@ -192,7 +193,7 @@ class Controller(wiring.Component):
                     m.d.sync += elapsed.eq(elapsed + 1)
                 # FIRE is the group's cycle max(E + 3, P - 1) after START: the last weight is in the
                 # accumulators and the threshold units are free
-                with m.If(~more & ~s1 & ~s1b & may_fire):
+                with m.If(~more & ~s1 & ~s1b & ~s2 & may_fire):
                     m.next = "FIRE"
             with m.State("FIRE"):
                 m.d.comb += [self.fire.eq(1)]

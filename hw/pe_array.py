@@ -1,8 +1,12 @@
-"""N_PE processing elements fed by the N_PE weight banks, one neuron each."""
+"""N_PE processing elements fed by the N_PE weight banks, one neuron each.
+
+The weight codes are registered as they leave the memory (and `enable` with them), so the memory's
+clock-to-output and the decode + accumulate sit in different cycles: an `enable` in cycle c adds the
+codes of cycle c at the end of cycle c + 1."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,13 +33,15 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wb, bb = self.weight_bits, self.bias_bits
+        codes, enable = Signal.like(self.codes), Signal()
+        m.d.sync += [codes.eq(self.codes), enable.eq(self.enable)]
         for i in range(self.n_pe):
             pe = m.submodules[f"pe{i}"] = ProcessingElement(wb, self.acc_bits)
             bias = self.biases[i * bb:(i + 1) * bb].as_signed() if bb else 0
             m.d.comb += [
-                pe.code.eq(self.codes[i * wb:(i + 1) * wb]),
+                pe.code.eq(codes[i * wb:(i + 1) * wb]),
                 pe.scheme.eq(self.scheme), pe.bits.eq(self.bits),
-                pe.load.eq(self.load), pe.enable.eq(self.enable),
+                pe.load.eq(self.load), pe.enable.eq(enable),
                 pe.init.eq(bias),
                 self.accs[i].eq(pe.acc),
             ]

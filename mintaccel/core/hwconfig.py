@@ -16,6 +16,12 @@ also a layer's DRAIN (docs/microarchitecture.md, "Threshold pipeline"): the RTL'
 (hw.threshold_unit.ThresholdUnit.LATENCY) and the cycle model's LAYER_DRAIN are both this constant."""
 
 
+DEFAULT_LANES_PER_UNIT = 8
+"""Lanes per threshold unit of `HwConfig.for_model`'s builds (when n_pe is a multiple): a unit costs
+about ten times a PE's LUTs and is busy one cycle per lane, while a group takes E + 4 cycles, so eight
+lanes per unit cost little time (docs/microarchitecture.md, "Shared units")."""
+
+
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -51,7 +57,8 @@ class HwConfig:
     """Accumulator width in bits; 0 derives the smallest width no accepted layer can overflow."""
     threshold_units: int = 0
     """Threshold units shared by the n_pe lanes, each serving n_pe / threshold_units lanes in turn, one
-    lane per cycle (docs/microarchitecture.md, "Threshold pipeline"); 0: one unit per lane."""
+    lane per cycle (docs/microarchitecture.md, "Threshold pipeline"); 0: one unit per lane.
+    `for_model` shares one unit among DEFAULT_LANES_PER_UNIT lanes when n_pe is a multiple of it."""
     weight_spram: int = 0
     """1: the weight memory is marked for the iCE40 UP5K's single-port SPRAM (it has no initial
     contents, so the host loads the weights at run time); 0: block RAM or whatever synthesis picks."""
@@ -142,6 +149,8 @@ class HwConfig:
             weight_depth=max(1, need.weight_words),
             membrane_depth=max(1, need.groups),
         )
+        if n_pe % DEFAULT_LANES_PER_UNIT == 0:
+            fields["threshold_units"] = n_pe // DEFAULT_LANES_PER_UNIT
         fields.update(overrides)
         cfg = cls(**fields)
         theta_bits = max(l.threshold for l in model.layers).bit_length() + 1

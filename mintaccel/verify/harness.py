@@ -427,10 +427,12 @@ def _read_results(path: Path) -> tuple[int, int, list[str]]:
 def generic_config():
     """One accelerator build that runs every random network of the regression (loaded at run time):
     every weight format (8-bit lanes), every membrane format (8-bit lanes), 8-bit biases,
-    up to 3 layers of up to 32 inputs / neurons, n_pe = 4 so a layer has up to 8 groups."""
+    up to 3 layers of up to 32 inputs / neurons, n_pe = 4 so a layer has up to 8 groups, and one
+    threshold unit shared by the four lanes (P = 4), so groups with no event wait for it."""
     from mintaccel.core.hwconfig import HwConfig
     return HwConfig(n_pe=4, max_layers=3, max_inputs=32, max_neurons=32, max_timesteps=16,
-                    weight_bits=8, membrane_bits=8, bias_bits=8, weight_depth=768, membrane_depth=24)
+                    weight_bits=8, membrane_bits=8, bias_bits=8, weight_depth=768, membrane_depth=24,
+                    threshold_units=1)
 
 
 def accelerator_verilog(cfg, model=None) -> str:

@@ -3,15 +3,15 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + 1 + W[l] + E[l][t] + 1 + 4 + (G[l] - 1) * max(E[l][t] + 4, P) + P + 5 ) )
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + 1 + W[l] + E[l][t] + 1 + 5 + (G[l] - 1) * max(E[l][t] + 5, P) + P + 5 ) )
              (+ stalls; P = lanes per threshold unit, 1 when every lane has its own)
 
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them, and costs
-4 cycles after it (the pipeline drains, FIRE). The four overhead cycles of every later group are split
+5 cycles after it (the pipeline drains, FIRE). The five overhead cycles of every later group are split
 as the RTL (hw/controller.py) spends them: START (read the membrane and bias words, issue the first
-event read), two pipeline-drain cycles at the end of ACC (event index -> registered weight address ->
-weight read -> accumulate is three stages deep), FIRE (the threshold pipeline takes H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the previous
-one's (WAIT cycles at the end of ACC when E + 4 < P). The threshold pipeline writes each group back
+event read), three pipeline-drain cycles at the end of ACC (event index -> registered weight address ->
+weight read -> registered codes -> accumulate is four stages deep), FIRE (the threshold pipeline takes H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the previous
+one's (WAIT cycles at the end of ACC when E + 5 < P). The threshold pipeline writes each group back
 P - 1 + 6 cycles after its FIRE, overlapping the next group; after a layer's last group DRAIN waits
 those cycles (core.hwconfig.THRESHOLD_LATENCY = 6, which the RTL's ThresholdUnit.LATENCY is too).
 """
@@ -43,8 +43,8 @@ ENCODE_START = 1       # per layer and step: the encoder starts from the registe
 ENCODE_DONE = 1        # per layer and step: the encoder's DONE cycle
 GROUP_START = 1        # per group: read membrane / bias word, issue the first event read
 ACC_PER_EVENT = 1      # per group and event: N_PE weights -> N_PE accumulators
-GROUP_DRAIN = 2        # per group: the last event leaves the event -> address -> weight pipeline
-FIRST_GROUP_DRAIN = 3  # group 0: the encoder's last event is registered once more on its way
+GROUP_DRAIN = 3        # per group: the last event leaves the event -> address -> weight -> code pipeline
+FIRST_GROUP_DRAIN = 4  # group 0: the encoder's last event is registered once more on its way
 GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
 LAYER_DRAIN = THRESHOLD_LATENCY  # per layer and step: the threshold pipeline's last write-back (6), plus P - 1
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
@@ -69,7 +69,7 @@ class PhaseCycles:
     fire: np.ndarray
     """int64 [B, T, L]: one per group."""
     wait: np.ndarray
-    """int64 [B, T, L]: max(0, P - (E[l][t] + 4)) per group after the first: the shared threshold units
+    """int64 [B, T, L]: max(0, P - (E[l][t] + 5)) per group after the first: the shared threshold units
     are still busy."""
     drain: np.ndarray
     """int64 [B, T, L]: LAYER_DRAIN + P - 1 per layer and step."""
@@ -80,8 +80,8 @@ class PhaseCycles:
 
     @property
     def groups(self) -> np.ndarray:
-        """int64 [B, T, L]: the groups' cycles outside ENCODE: 4 for group 0 (ACC drain + FIRE), then
-        max(E[l][t] + 4, P) per group (START + ACC + WAIT + FIRE)."""
+        """int64 [B, T, L]: the groups' cycles outside ENCODE: 5 for group 0 (ACC drain + FIRE), then
+        max(E[l][t] + 5, P) per group (START + ACC + WAIT + FIRE)."""
         return self.group_start + self.acc + self.group_drain + self.wait + self.fire
 
     @property

@@ -103,6 +103,6 @@ def formula_cycles(model: IntModel, n_pe: int, sample: np.ndarray, lanes_per_uni
             inputs = sample[t] if l == 0 else trace.spikes[l - 1][0, t]
             e = int(inputs.sum())
             p = lanes_per_unit
-            total += (1 + 1 + place.words + e + 1 + 4 + (place.groups - 1) * max(e + 4, p) + p - 1
+            total += (1 + 1 + place.words + e + 1 + 5 + (place.groups - 1) * max(e + 5, p) + p - 1
                       + ThresholdUnit.LATENCY)
     return total

@@ -80,7 +80,7 @@ def test_assertions_are_kept_on_request_and_need_sv():
     manifest = generate(folder / "rtl", cfg, threshold_above_bound_model(), assertions=True)
     assert manifest["assertions"] is True
     text = (folder / "rtl" / f"{TOP_NAME}.v").read_text()
-    assert text.count("assert") == cfg.n_pe  # one per threshold unit
+    assert text.count("assert") == cfg.units  # one per threshold unit
     r = subprocess.run([str(YOSYS), "-q", "-p", f"read_verilog {TOP_NAME}.v"], cwd=folder / "rtl",
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "assert" in r.stderr + r.stdout

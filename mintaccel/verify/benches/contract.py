@@ -18,8 +18,8 @@ ENCODE_START = 1       # per layer and step: the encoder starts the cycle after 
 ENCODE_DONE = 1        # the encoder's DONE cycle, per layer and step
 GROUP_START = 1        # per group
 ACC_PER_EVENT = 1      # per group and event
-ACC_DRAIN = 2          # per group: the event -> address -> weight pipeline empties
-FIRST_GROUP_DRAIN = 3  # group 0 (it accumulates during ENCODE): the encoder's events are registered once more
+ACC_DRAIN = 3          # per group: the event -> address -> weight -> code pipeline empties
+FIRST_GROUP_DRAIN = 4  # group 0 (it accumulates during ENCODE): the encoder's events are registered once more
 FIRE = 1               # per group: the threshold pipeline takes H = u + acc
 THRESHOLD_LATENCY = hwconfig.THRESHOLD_LATENCY  # valid_in -> valid_out of one threshold unit
 WRITEBACK = THRESHOLD_LATENCY  # a group's membrane / spike / probe write-back, cycles after its FIRE (+ P - 1)

@@ -52,7 +52,7 @@ def test_worked_example_event_counts(worked):
     assert int(r.blocks["pe_array"].busy[0]) == 14
     assert int(r.blocks["threshold_unit"].busy[0]) == 8
     assert int(r.blocks["spike_encoder"].busy[0]) == 19  # W + E per step, + DONE 1 per step
-    assert int(r.blocks["controller"].busy[0]) == 100  # every cycle of the run (no stalls)
+    assert int(r.blocks["controller"].busy[0]) == 108  # every cycle of the run (no stalls)
     assert r.useful_sops.tolist() == [21] and r.lane_ops.tolist() == [28]
 
 

@@ -27,8 +27,8 @@ def doc_formula(model, x, n_pe, p=1) -> list[int]:
                 inp = x[b, t] if l == 0 else trace.spikes[l - 1][b, t]
                 e = int(sum(int(v) for v in inp))
                 w, g = math.ceil(layer.n_in / n_pe), math.ceil(layer.n_out / n_pe)
-                # SETUP, encoder start and DONE, group 0 (during ENCODE) + 4, later groups of at least P cycles, + DRAIN (P - 1 + 6)
-                total += 1 + 1 + w + e + 1 + 4 + (g - 1) * max(e + 4, p) + p - 1 + 6
+                # SETUP, encoder start and DONE, group 0 (during ENCODE) + 5, later groups of at least P cycles, + DRAIN (P - 1 + 6)
+                total += 1 + 1 + w + e + 1 + 5 + (g - 1) * max(e + 5, p) + p - 1 + 6
         totals.append(total)
     return totals
 
@@ -38,8 +38,8 @@ def doc_formula(model, x, n_pe, p=1) -> list[int]:
 def test_total_cycles_equal_the_doc_formula(seed, n_pe):
     model = random_model(seed, sizes=(13, 9, 6, 4), timesteps=5)
     x = random_spikes(seed, 4, model.timesteps, model.n_inputs)
-    r = simulate(model, x, n_pe=n_pe)
-    assert r.cycles.tolist() == doc_formula(model, x, n_pe)
+    r = simulate(model, x, n_pe=n_pe)  # for_model's build: n_pe = 8 shares one threshold unit (P = 8)
+    assert r.cycles.tolist() == doc_formula(model, x, n_pe, r.cfg.lanes_per_unit)
     assert (r.stalls.total == 0).all()
     phases = r.phases.per_phase()
     assert (sum(phases.values()) == r.cycles).all()
@@ -62,26 +62,26 @@ def test_shared_threshold_units_follow_the_doc_formula(seed, n_pe, units):
 def test_worked_example_by_hand(worked):
     model, x, cfg = worked
     # n_pe = 2, n_in = n_out = 3: W = 2 words, G = 2 groups. E[0][t] = 2, 3, 1, 1 (ones of x[t]).
-    # Per step: OUTPUT G = 2, SETUP 1, ENCODE 1 + W + E + 1 = 4 + E, group 0 after ENCODE 4, group 1
-    # E + 4, DRAIN 6: 21 + 2E.   t=0: 21 + 4 = 25   t=1: 21 + 6 = 27   t=2: 21 + 2 = 23   t=3: 23
-    # -> 98, plus START and DONE: 100.
+    # Per step: OUTPUT G = 2, SETUP 1, ENCODE 1 + W + E + 1 = 4 + E, group 0 after ENCODE 5, group 1
+    # E + 5, DRAIN 6: 23 + 2E.   t=0: 23 + 4 = 27   t=1: 23 + 6 = 29   t=2: 23 + 2 = 25   t=3: 25
+    # -> 106, plus START and DONE: 108.
     r = simulate(model, x, cfg)
-    assert r.cycles.tolist() == [100]
-    assert r.phases.step[0].tolist() == [25, 27, 23, 23]
+    assert r.cycles.tolist() == [108]
+    assert r.phases.step[0].tolist() == [27, 29, 25, 25]
     assert {k: int(v[0]) for k, v in r.phases.per_phase().items()} == {
-        "run": 2, "setup": 4, "encode": 4 + 8 + 7 + 4, "group_start": 4, "acc": 7, "group_drain": 20, "wait": 0, "fire": 8,
+        "run": 2, "setup": 4, "encode": 4 + 8 + 7 + 4, "group_start": 4, "acc": 7, "group_drain": 28, "wait": 0, "fire": 8,
         "drain": 24, "output": 8}
 
 
 def test_pot_zero_weight_example_by_hand():
     # 2 inputs, 1 neuron, pot:3 weights [0, 2], n_pe = 1: W = 2, G = 1; x[0] = [1, 1], x[1] = [0, 1].
-    # Per step: OUTPUT 1 + SETUP 1 + ENCODE 1 + 2 + E + 1 + group 0 after ENCODE 4 + DRAIN 6 = 16 + E: 18 and
-    # 17, plus 2 = 37.
+    # Per step: OUTPUT 1 + SETUP 1 + ENCODE 1 + 2 + E + 1 + group 0 after ENCODE 5 + DRAIN 6 = 17 + E: 19 and
+    # 18, plus 2 = 39.
     layer = DenseLayer(weight=np.array([[0, 2]]), weight_format=WeightFormat("pot", 3), membrane_bits=2,
                        threshold=1, reset="soft", leak=Leak("decay", 2))
     model = IntModel((layer,), 2)
     r = simulate(model, np.array([[[1, 1], [0, 1]]], np.uint8), n_pe=1)
-    assert r.cycles.tolist() == [37]
+    assert r.cycles.tolist() == [39]
     pe = r.blocks["pe_array"]
     assert pe.per_sample("lane_ops").tolist() == [3]       # 3 events x 1 group x 1 lane
     assert pe.per_sample("additions").tolist() == [2]      # the events of input 1 meet weight 2
