@@ -191,7 +191,7 @@ class Controller(wiring.Component):
                 more = issue_event()
                 with m.If(~may_fire):
                     m.d.sync += elapsed.eq(elapsed + 1)
-                # FIRE is the group's cycle max(E + 3, P - 1) after START: the last weight is in the
+                # FIRE is the group's cycle max(E + 4, P - 1) after START: the last weight is in the
                 # accumulators and the threshold units are free
                 with m.If(~more & ~s1 & ~s1b & ~s2 & may_fire):
                     m.next = "FIRE"

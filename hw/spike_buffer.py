@@ -38,6 +38,9 @@ class SpikeBuffer(wiring.Component):
         word_here, word_ahead, advanced = Signal(self.n_pe), Signal(self.n_pe), Signal()
         m.d.sync += [word_here.eq(here.data), word_ahead.eq(ahead.data), advanced.eq(self.advance & ~self.start)]
         m.d.comb += self.word.eq(Mux(advanced, word_ahead, word_here))
+        if self.n_pe == 1:  # a 1-bit word is its own flag
+            m.d.comb += self.nonzero.eq(self.word)
+            return m
         flags, nz_here, nz_ahead = Signal(self.words + 1), Signal(), Signal()  # + 1: index + 1 may pass the end
         with m.If(self.wen):
             m.d.sync += flags.bit_select(self.waddr, 1).eq(self.wdata != 0)
