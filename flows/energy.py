@@ -3,7 +3,7 @@
 No open power model exists for iCE40 or ECP5. The table below derives per-event FPGA energies from
 the 45 nm ASIC figures of sim/energy.py (Horowitz, ISSCC 2014) and the FPGA/ASIC dynamic-power gap
 measured by Kuon & Rose (IEEE TCAD 2007), and places every memory where synthesis actually put it
-(block RAM or soft logic). docs/flows.md lists each entry with its source; every figure derived from
+(block RAM, SPRAM or soft logic). docs/flows.md lists each entry with its source; every figure derived from
 here is labelled an estimate. A JSON file can override entries (`load_fpga_table`).
 
     counts = simulate_counts(model, spikes, cfg)      # sim.cycle: cycles and per-block events
@@ -28,6 +28,7 @@ FPGA_TABLE: dict = {
     "hard_block_factor": 2.0,
     "ff_clock_bits": 1,
     "ebr": {"ice40-up5k": {"bytes": 512, "row_bits": 16}, "ecp5-25f": {"bytes": 2304, "row_bits": 36}},
+    "spram": {"ice40-up5k": {"bytes": 32768, "row_bits": 16}},
     "core_voltage": {"ice40-up5k": 1.2, "ecp5-25f": 1.1},
     "static_mw": {"ice40-up5k": 0.117, "ecp5-25f": None},
 }
@@ -42,6 +43,10 @@ FPGA_SOURCES = {
     "ebr": "iCE40 EBR: 4 kbit, 256 x 16 physical rows (Lattice iCE40 UltraPlus data sheet); ECP5 DP16KD: "
            "18 kbit, up to 36-bit ports (ECP5 family data sheet). Priced as an ASIC SRAM read of one "
            "physical row (sim/energy.py, Horowitz) x hard_block_factor, whatever the configured width",
+    "spram": "iCE40 UltraPlus SPRAM (SB_SPRAM256KA): 256 kbit, 16384 x 16 (Lattice iCE40 UltraPlus data "
+             "sheet; no open per-access figure). Assumption: priced like the EBR, as an ASIC SRAM read of one "
+             "16-bit row of a 32 KB array (sim/energy.py, Horowitz: 20 pJ per 64 bits at 32 KB) x "
+             "hard_block_factor; every SPRAM of the memory is read on each access. The UP5K only",
     "core_voltage": "nominal core supply (data sheets): iCE40 UltraPlus 1.2 V, ECP5 1.1 V; "
                     "dynamic energies scale with (V / 1.2 V)^2",
     "static_mw": "iCE40UP5K: about 96 uA on the 1.2 V core rail measured for a minimal design "
@@ -126,6 +131,9 @@ def fpga_energy(result, target: Target, memories: list[dict], ffs: int, fmax_mhz
     fabric = float(t["fabric_factor"]) * vscale
     ebr = t["ebr"][target.name]
     ebr_access = ASIC.sram(ebr["bytes"], ebr["row_bits"]) * float(t["hard_block_factor"]) * vscale
+    spram = t["spram"].get(target.name)
+    spram_access = None if spram is None else \
+        ASIC.sram(spram["bytes"], spram["row_bits"]) * float(t["hard_block_factor"]) * vscale
     soft_bit = ASIC.add(8) / 8 * fabric  # one bit of soft logic toggling: a bit of an 8-bit adder
 
     blocks: dict[str, dict] = {}
@@ -139,7 +147,7 @@ def fpga_energy(result, target: Target, memories: list[dict], ffs: int, fmax_mhz
                 each = ASIC.op(kind, counts.op_bits[kind]) * fabric
                 where = "fabric"
             elif kind in ("reads", "writes") and counts.memory is not None:
-                each, where = _memory_access(counts.memory, rows, target, ebr_access, soft_bit)
+                each, where = _memory_access(counts.memory, rows, target, ebr_access, spram_access, soft_bit)
             else:
                 continue
             events[kind] = {"count": count, "pj_each": each, "pj": count * each, "where": where}
@@ -172,23 +180,28 @@ def fpga_energy(result, target: Target, memories: list[dict], ffs: int, fmax_mhz
         ("no open static-power figure for this device: not included" if static_mw is None
          else "no Fmax: static energy not included"),
         "blocks": blocks,
-        "prices": {"soft_bit_pj": soft_bit, "ebr_access_pj": ebr_access, "voltage_scale": vscale},
+        "prices": {"soft_bit_pj": soft_bit, "ebr_access_pj": ebr_access, "spram_access_pj": spram_access,
+                   "voltage_scale": vscale},
         "table": {"entries": t, "sources": FPGA_SOURCES},
     }
 
 
-def _memory_access(spec, rows: list[dict], target: Target, ebr_access: float,
+def _memory_access(spec, rows: list[dict], target: Target, ebr_access: float, spram_access: float | None,
                    soft_bit: float) -> tuple[float, str]:
     """pJ of one word access of a memory block, from where synthesis put it."""
     hard = set(target.bram_cells + target.spram_cells)
-    in_bram = [r for r in rows if r["primitives"] and set(r["mapped_to"].split(", ")) <= hard]
-    if rows and len(in_bram) == len(rows):
+    in_hard = [r for r in rows if r["primitives"] and set(r["mapped_to"].split(", ")) <= hard]
+    if rows and len(in_hard) == len(rows):
+        in_spram = [r for r in in_hard if set(r["mapped_to"].split(", ")) <= set(target.spram_cells)]
+        if in_spram and len(in_spram) == len(in_hard) and spram_access is not None:
+            # the SPRAM weight memory: one address for all its SPRAMs, each reads one 16-bit row
+            return sum(r["primitives"] for r in in_spram) * spram_access, "SPRAM"
         # every bank in block RAM: each access reads one row of the primitives holding the word's width
         active = 0
-        for r in in_bram:
+        for r in in_hard:
             per_prim_width = max(1, _mode_width(r["modes"]))
             active += math.ceil((r["width"] or per_prim_width) / per_prim_width)
-        per_bank = active / max(1, len(in_bram))
+        per_bank = active / max(1, len(in_hard))
         return spec.banks * per_bank * ebr_access, "block RAM"
     return spec.word_bits * soft_bit, "LUTs / flip-flops"
 

@@ -5,17 +5,26 @@ decided by Yosys's `memory_libmap` pass inside `synth_ice40` / `synth_ecp5`, by 
 primitive of the target's library (`Target.rams`) in every width mode, against soft logic at one unit
 per bit. `place` repeats that decision (Yosys 0.70, passes/memory/memory_libmap.cc) for the port
 structure this accelerator's memories have, so the block-RAM count is the one synthesis will produce;
-tests/flows/test_fit.py checks it against real Yosys runs on both targets. The other hard resources:
-SPRAM stays 0 (synth_ice40 maps none without `-spram`) and DSP cells stay 0 (the design has no
-multiplier: tests/flows/test_multiplier_free.py). LUTs are left to the tools: an honest LUT count needs
-synthesis.
+tests/flows/test_fit.py checks it against real Yosys runs on both targets.
 
-    est = estimate(cfg, target)      # est.bram, est.placements
+SPRAM: `synth_ice40` (without `-spram`) gives the UP5K's SB_SPRAM256KA (16384 x 16 bits) only to a
+memory marked `ram_style = "huge"`, which is the weight memory of an SPRAM build (`HwConfig.weight_spram`,
+hw/weight_memory.py: one memory of n_pe x weight_bits bits per word). libmap pads the word to whole
+4-bit nibbles (the SPRAM's write-mask granularity) and puts the ceil(depth / 16384) blocks of 16384 words
+side by side too, each with its own nibble mask, so it takes ceil(blocks x padded bits / 16) SPRAMs:
+4 for a 64-bit word, 2 for a 24-bit one, 1 for 25,472 words of 8 bits (two blocks in one 16-bit row).
+`choose_weight_memory` picks block RAM or SPRAM (`--weight-memory`). DSP cells stay 0 (the design has
+no multiplier: tests/flows/test_multiplier_free.py). LUTs are left to the tools: an honest LUT count
+needs synthesis.
+
+    cfg = choose_weight_memory(cfg, target, "auto")  # block RAM if it fits, else SPRAM if that fits
+    est = estimate(cfg, target)      # est.bram, est.spram, est.placements
     check_device(cfg, target)        # UserError: "... needs 60 of the UP5K's 30 block RAMs ..."
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -23,6 +32,9 @@ from dataclasses import dataclass
 from mintaccel.core.errors import UserError
 from mintaccel.core.hwconfig import HwConfig
 from mintaccel.flows.targets import TARGETS, RamType, Target
+
+#: `--weight-memory` choices: `auto` (block RAM when the build fits, else SPRAM when that fits), or forced.
+WEIGHT_MEMORY_CHOICES = ("auto", "bram", "spram")
 
 #: memory_libmap's weights for the soft logic a mapping adds (FACTOR_MUX, FACTOR_DEMUX, FACTOR_EMU).
 MUX_FACTOR, DEMUX_FACTOR, EMU_FACTOR = 0.5, 0.5, 2
@@ -46,6 +58,8 @@ class MemoryShape:
     """Read ports with a registered output (every one has a read enable or none; none is transparent)."""
     async_reads: int
     """Combinational read ports."""
+    huge: bool = False
+    """Marked `ram_style = "huge"` (the SPRAM weight memory): only the target's huge RAM takes it."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +102,11 @@ class FitEstimate:
         """Distributed RAM primitives (ECP5 TRELLIS_DPR16X4); they use LUTs, which the tools judge."""
         return self.count("distributed")
 
-    spram = 0
-    """SPRAM primitives: synth_ice40 maps none without -spram."""
+    @property
+    def spram(self) -> int:
+        """SPRAM primitives (SB_SPRAM256KA): the weight memory of an SPRAM build."""
+        return self.count("huge")
+
     dsp = 0
     """DSP cells: the accelerator is multiplier-free."""
 
@@ -103,14 +120,23 @@ class FitEstimate:
     def problem(self) -> str | None:
         """What does not fit, by how much (None: it fits)."""
         t = self.target
-        if self.bram <= t.bram_available:
-            return None
-        groups = sorted(self.by_group().items(), key=lambda kv: -kv[1])
         part = t.device.split()[-1].rsplit("-", 1)[0]  # without the package: iCE40UP5K, LFE5U-25F
-        need = f"{groups[0][0]} need {groups[0][1]}" if len(groups) == 1 else \
-            f"the memories need {self.bram} ({', '.join(f'{g} {n}' for g, n in groups)})"
-        return (f"{need} of the {part}'s {t.bram_available} block RAMs ({t.bram_cells[0]}), "
-                f"{self.bram - t.bram_available} too many")
+        problems = []
+        if self.bram > t.bram_available:
+            groups = sorted(self.by_group().items(), key=lambda kv: -kv[1])
+            need = f"{groups[0][0]} need {groups[0][1]}" if len(groups) == 1 else \
+                f"the memories need {self.bram} ({', '.join(f'{g} {n}' for g, n in groups)})"
+            problems.append(f"{need} of the {part}'s {t.bram_available} block RAMs ({t.bram_cells[0]}), "
+                            f"{self.bram - t.bram_available} too many")
+        huge = [p.memory for p in self.placements if p.memory.huge]
+        if huge and t.huge_ram is None:
+            problems.append(f"the {part} has no SPRAM for the weights")
+        elif self.spram > t.spram_available:
+            m, ram = huge[0], t.huge_ram
+            problems.append(f"the weights need {self.spram} of the {part}'s {t.spram_available} SPRAMs "
+                            f"({ram.cell}, {1 << ram.abits} x {ram.widths[0]} each; {m.depth:,} words of "
+                            f"{m.width} bits), {self.spram - t.spram_available} too many")
+        return "; ".join(problems) or None
 
     def as_dict(self) -> dict:
         t = self.target
@@ -133,9 +159,14 @@ def memory_shapes(cfg: HwConfig) -> tuple[MemoryShape, ...]:
     """
     from mintaccel.hw.generate import memory_map
 
+    from mintaccel.hw.weight_memory import SPRAM_NAME
+
     mems = memory_map(cfg)["memories"]
     w = mems["weight_banks"]
-    out = [MemoryShape(f"weights.bank{i}", "weights", w["depth"], w["width"], 1, 0) for i in range(w["banks"])]
+    if cfg.weight_spram:  # one memory of all lanes, single port (shared address): SPRAM
+        out = [MemoryShape(f"weights.{SPRAM_NAME}", "weights", w["depth"], w["banks"] * w["width"], 1, 0, huge=True)]
+    else:
+        out = [MemoryShape(f"weights.bank{i}", "weights", w["depth"], w["width"], 1, 0) for i in range(w["banks"])]
     out.append(MemoryShape("membranes.mem", "membranes", mems["membranes"]["depth"], mems["membranes"]["width"], 1, 0))
     if mems["biases"]:
         out.append(MemoryShape("biases.mem", "biases", mems["biases"]["depth"], mems["biases"]["width"], 1, 0))
@@ -198,7 +229,17 @@ def _best_geometry(ram: RamType, mem: MemoryShape, score: int, repl_port: int) -
 
 
 def place(mem: MemoryShape, target: Target) -> Placement:
-    """What memory_libmap maps `mem` to on `target`: the cheapest candidate, soft logic on a tie."""
+    """What memory_libmap maps `mem` to on `target`: the cheapest candidate, soft logic on a tie.
+
+    A memory marked huge goes to the huge RAM alone (libmap's forced mapping, same geometry rules: its
+    one width mode, blocks side by side); None (soft logic) where the target has none, which `problem`
+    refuses."""
+    logic = mem.width * mem.depth * LOGIC_COST_PER_BIT
+    if mem.huge:
+        if target.huge_ram is None:
+            return Placement(mem, None, 0, logic)
+        cost, prims = _best_geometry(target.huge_ram, mem, 0, 1)  # forced: the score changes no choice
+        return Placement(mem, target.huge_ram, prims, cost)
     kept: dict[str, tuple[RamType, float, int]] = {}
     order: list[str] = []
     for ram in target.rams:
@@ -210,7 +251,6 @@ def place(mem: MemoryShape, target: Target) -> Placement:
             order.append(ram.kind)
         if ram.kind not in kept or geom[0] < kept[ram.kind][1]:  # prune_post_geom: cheapest per kind
             kept[ram.kind] = (ram, *geom)
-    logic = mem.width * mem.depth * LOGIC_COST_PER_BIT
     choice, best = Placement(mem, None, 0, logic), int(logic)
     for kind in order:
         ram, cost, prims = kept[kind]
@@ -223,13 +263,49 @@ def estimate(cfg: HwConfig, target: Target) -> FitEstimate:
     return FitEstimate(target, tuple(place(m, target) for m in memory_shapes(cfg)))
 
 
+def check_weight_memory(choice: str, target: Target) -> None:
+    """UserError in one line for a `--weight-memory` choice `target` cannot build."""
+    if choice not in WEIGHT_MEMORY_CHOICES:
+        raise UserError(f"--weight-memory must be one of {', '.join(WEIGHT_MEMORY_CHOICES)}, not {choice!r}")
+    if choice == "spram" and target.huge_ram is None:
+        raise UserError(f"--weight-memory spram: the {target.device} has no SPRAM (block RAM only)")
+
+
+def choose_weight_memory(cfg: HwConfig, target: Target, choice: str = "auto") -> HwConfig:
+    """`cfg` with its weight memory chosen for `target` (`--weight-memory`).
+
+    `auto`: block RAM when the whole build fits it (the bitstream then holds the weights), else SPRAM
+    when the target has SPRAM and the build fits that way (the host loads the weights at run time),
+    else block RAM again, which `check_device` refuses saying both. `bram` / `spram` force the choice;
+    `spram` on a target without SPRAM is a UserError."""
+    check_weight_memory(choice, target)
+    bram, spram = dataclasses.replace(cfg, weight_spram=0), dataclasses.replace(cfg, weight_spram=1)
+    if choice != "auto":
+        return spram if choice == "spram" else bram
+    if target.huge_ram is None or estimate(bram, target).problem() is None:
+        return bram
+    return spram if estimate(spram, target).problem() is None else bram
+
+
+def _resources(est: FitEstimate) -> str:
+    t = est.target
+    return f"{est.bram} of {t.bram_available} block RAMs" + (f", {est.spram} of {t.spram_available} SPRAMs" if est.spram else "")
+
+
 def check_device(cfg: HwConfig, target: Target) -> FitEstimate:
-    """The estimate for `cfg` on `target`; UserError in one line if it does not fit (and where it would)."""
+    """The estimate for `cfg` on `target`; UserError in one line if it does not fit (and where it would:
+    with the other weight memory on this target, on the other targets with their `auto` choice)."""
     est = estimate(cfg, target)
     problem = est.problem()
     if problem:
-        others = [f"{t.name} ({e.bram} of {t.bram_available})" for t in TARGETS.values() if t is not target
-                  for e in [estimate(cfg, t)] if e.problem() is None]
-        hint = f"; it fits {', '.join(others)}" if others else ""
-        raise UserError(f"the build does not fit the {target.device}: {problem}{hint}")
+        hints = []
+        if not cfg.weight_spram and target.huge_ram is not None:
+            other = estimate(dataclasses.replace(cfg, weight_spram=1), target)
+            hints.append(f"with the weights in SPRAM it fits ({_resources(other)})"
+                         if other.problem() is None else f"with the weights in SPRAM: {other.problem()}")
+        others = [f"{t.name} ({_resources(e)})" for t in TARGETS.values() if t is not target
+                  for e in [estimate(choose_weight_memory(cfg, t), t)] if e.problem() is None]
+        if others:
+            hints.append(f"it fits {', '.join(others)}")
+        raise UserError(f"the build does not fit the {target.device}: {'; '.join([problem, *hints])}")
     return est

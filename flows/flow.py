@@ -9,7 +9,8 @@ Stages (each one tool process, each a progress step):
 | synth | `synth_ice40 -dsp` / `synth_ecp5` of the core, flattened: the headline figures | `synth.log`, `synth_stat.json`, `synth_netlist.json` |
 | breakdown | the same, unflattened: per-module cells (LUTs per PE) | `breakdown.log`, `breakdown_stat.json` |
 | harness | the same for the P&R harness | `harness.log`, `harness_netlist.json` |
-| pnr | nextpnr on the harness netlist | `pnr.log`, `pnr.json` |
+| pnr | nextpnr on the harness netlist (seed `seeds[0]`; the flow's fixed seed by default) | `pnr.log`, `pnr.json` |
+| pnr-seed<s> | the same with each further seed (`sweep --seeds`): Fmax per seed, min, median | `pnr-seed<s>.*` |
 | simulate | sim.cycle on input spikes: cycles, accuracy, event counts -> energy | - |
 """
 
@@ -64,8 +65,8 @@ class _Stage:
         return False
 
 
-def stage_count(breakdown: bool, pnr: bool, simulate: bool) -> int:
-    return 3 + breakdown + 2 * pnr + simulate
+def stage_count(breakdown: bool, pnr: bool, simulate: bool, seeds: int = 1) -> int:
+    return 3 + breakdown + (1 + seeds) * pnr + simulate
 
 
 def generic_check(design, top: str, out_dir: Path, ports=None) -> dict:
@@ -125,24 +126,26 @@ def build_folder(path: Path):
 
 def run_flow(cfg, model, target: Target, out_dir: Path, *, breakdown: bool = True, pnr: bool = True,
              spikes=None, labels=None, freq_mhz: float | None = None, energy_table: dict | None = None,
-             advance=None, model_path: str | None = None) -> dict:
+             advance=None, model_path: str | None = None, seeds=(nextpnr.PNR_SEED,)) -> dict:
     """Run every stage for build `cfg` (initialised from `model` if given) on `target`; returns the report.
 
-    Refuses (UserError) a build whose memories do not fit the device before any tool runs, and builds in
-    `build_folder(out_dir)`."""
+    `seeds`: nextpnr seeds; the first gives the report's P&R figures (and the latency and energy at its
+    Fmax), every further one an extra P&R of the same netlist for `pnr.by_seed`. Refuses (UserError) a
+    build whose memories do not fit the device before any tool runs, and builds in `build_folder(out_dir)`."""
     estimate = fit.check_device(cfg, target)
     with build_folder(out_dir) as out:
         report = _run_flow(cfg, model, target, out, breakdown, pnr, spikes, labels, freq_mhz, energy_table,
-                           advance, model_path)
+                           advance, model_path, seeds)
     report["fit"] = estimate.as_dict()
-    if estimate.bram != report["synthesis"]["bram"]:
-        report["warnings"].append(f"flows/fit.py predicted {estimate.bram} block RAMs, synthesis used "
-                                  f"{report['synthesis']['bram']}: its model of Yosys's memory mapping is out of date")
+    for kind, what in (("bram", "block RAMs"), ("spram", "SPRAMs")):
+        if getattr(estimate, kind) != report["synthesis"][kind]:
+            report["warnings"].append(f"flows/fit.py predicted {getattr(estimate, kind)} {what}, synthesis used "
+                                      f"{report['synthesis'][kind]}: its model of Yosys's memory mapping is out of date")
     return report
 
 
 def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_mhz, energy_table, advance,
-              model_path) -> dict:
+              model_path, seeds=(nextpnr.PNR_SEED,)) -> dict:
     from mintaccel.hw.top import Accelerator
 
     st = Stages(advance)
@@ -168,6 +171,11 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
                                         yosys.load_json(out_dir / "synth_netlist.json"), TOP, target,
                                         generic["memories"])
 
+    if pnr and synthesis["luts"] > target.luts_available:  # nextpnr would only fail minutes later
+        raise ToolError(f"the build does not fit the {target.device}: {synthesis['luts']:,} LUTs after synthesis, "
+                        f"the device has {target.luts_available:,}; place and route skipped "
+                        f"(log: {out_dir / 'synth.log'})", out_dir / "synth.log")
+
     modules = None
     if breakdown:
         with st("breakdown", f"yosys: {target.synth} -noflatten (per module)"):
@@ -186,14 +194,23 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
                 warnings.append(f"the P&R harness lost logic: {harness_cells['luts']} LUTs / {harness_cells['bram']} "
                                 f"block RAMs vs {synthesis['luts']} / {synthesis['bram']} in the core alone: "
                                 "P&R figures are suspect")
-        with st("pnr", f"nextpnr: place and route at {freq_mhz or target.freq_mhz:g} MHz"):
-            nextpnr.run_nextpnr(target, out_dir, "harness_netlist.json", freq_mhz=freq_mhz)
-            pnr_figures = nextpnr.pnr_figures(out_dir / "pnr.json", target, freq_mhz)
+        seeds = tuple(seeds) or (nextpnr.PNR_SEED,)
+        with st("pnr", f"nextpnr: place and route at {freq_mhz or target.freq_mhz:g} MHz, seed {seeds[0]}"):
+            nextpnr.run_nextpnr(target, out_dir, "harness_netlist.json", freq_mhz=freq_mhz, seed=seeds[0])
+            pnr_figures = nextpnr.pnr_figures(out_dir / "pnr.json", target, freq_mhz, seeds[0])
             pnr_figures["design"] = (f"{HARNESS_TOP}: the core plus a {harness.input_bits}-flip-flop input shift "
                                      f"chain (one pin), {len(harness.pins)} output pins, debug outputs kept "
                                      "without pins")
             pnr_figures["harness_input_ffs"] = harness.input_bits
             pnr_figures["harness_cells"] = {k: harness_cells[k] for k in ("luts", "ffs", "carry", "bram", "dsp")}
+        if len(seeds) > 1:
+            runs = [pnr_figures]
+            for seed in seeds[1:]:
+                with st(f"pnr-seed{seed}", f"nextpnr: seed {seed}"):
+                    nextpnr.run_nextpnr(target, out_dir, "harness_netlist.json", f"pnr-seed{seed}", freq_mhz, seed)
+                    runs.append(nextpnr.pnr_figures(out_dir / f"pnr-seed{seed}.json", target, freq_mhz, seed))
+            pnr_figures["by_seed"] = nextpnr.seed_summary(
+                [{k: r[k] for k in ("seed", "fmax_mhz", "timing_met", "critical_path")} for r in runs])
 
     performance = energy = None
     if simulate:
@@ -212,20 +229,39 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
             energy = fenergy.fpga_energy(result, target, memories, synthesis["ffs"], fmax, energy_table)
 
     report = assemble(target, cfg, model_path, generic, synthesis, memories, modules, pnr_figures, performance,
-                      energy, out_dir, st.seconds)
+                      energy, out_dir, st.seconds, model)
     report["warnings"] = warnings
     return report
 
 
+def weight_memory(cfg, target: Target, memories: list[dict], preloaded: bool) -> dict:
+    """Where the weights went and whether the bitstream holds them (an SPRAM has no initial contents)."""
+    rows = [m for m in memories if m["memory"].startswith("weights.")]
+    kind = "spram" if cfg.weight_spram else "bram"
+    spram = kind == "spram"
+    return {
+        "kind": kind,
+        "primitives": sum(m["primitives"] for m in rows),
+        "mapped_to": sorted({m["mapped_to"] for m in rows}),
+        "in_bitstream": preloaded and not spram,
+        "note": ("SPRAM has no initial contents: the bitstream holds no weights, the host loads them at run "
+                 "time (load space `weights`) before the first inference") if spram else
+                ("block RAM initialised with the model's weights in the bitstream" if preloaded else
+                 "block RAM, no model given: the host loads the weights at run time"),
+    }
+
+
 def assemble(target, cfg, model_path, generic, synthesis, memories, modules, pnr_figures, performance, energy,
-             out_dir, seconds) -> dict:
-    per_pe = per_tu = None
+             out_dir, seconds, model=None) -> dict:
+    per_pe = per_tu = per_lane = None
     if modules:
         if "pe_array" in modules:
             per_pe = round(modules["pe_array"]["luts"] / cfg.n_pe, 2)
         tus = [v for k, v in modules.items() if k.startswith("threshold")]
         if tus:
             per_tu = round(sum(v["luts"] for v in tus) / len(tus), 2)
+        if "pe_array" in modules and tus:
+            per_lane = round((modules["pe_array"]["luts"] + sum(v["luts"] for v in tus)) / cfg.n_pe, 2)
     config = config_of(cfg)
     return {
         "target": target.name,
@@ -242,6 +278,9 @@ def assemble(target, cfg, model_path, generic, synthesis, memories, modules, pnr
         "modules": modules,
         "luts_per_pe": per_pe,
         "luts_per_threshold_unit": per_tu,
+        "luts_per_lane": per_lane,
+        "threshold_units": {"units": cfg.units, "lanes_per_unit": cfg.lanes_per_unit},
+        "weight_memory": weight_memory(cfg, target, memories, model is not None),
         "pnr": pnr_figures,
         "performance": performance,
         "energy": energy,
@@ -251,6 +290,7 @@ def assemble(target, cfg, model_path, generic, synthesis, memories, modules, pnr
             "multiplier_free": synthesis["dsp"] == 0 and generic["multipliers"] == 0,
             "fits_luts": synthesis["luts"] <= target.luts_available,
             "fits_bram": synthesis["bram"] <= target.bram_available,
+            "fits_spram": synthesis["spram"] <= target.spram_available,
         },
         "build_dir": str(out_dir),
         "seconds": seconds,

@@ -2,7 +2,9 @@
 
 nextpnr exits with status 1 when timing fails, so it always runs with `--timing-allow-fail` and the
 result is judged from the report: Fmax of the `sync` domain's clock (`clk`), the critical path and the
-utilisation of every resource kind. The seed is fixed, so the same netlist gives the same figures.
+utilisation of every resource kind. The seed is fixed (`PNR_SEED` unless `mintaccel synth --seed`
+gives another; the report records it), so the same netlist gives the same figures; `sweep --seeds`
+places each point with several seeds (`seed_summary`).
 """
 
 from __future__ import annotations
@@ -14,19 +16,32 @@ from mintaccel.flows.targets import Target
 from mintaccel.flows.tools import ToolRun, run_tool
 from mintaccel.flows.yosys import load_json
 
+#: The seed every P&R uses unless told otherwise.
 PNR_SEED = 1
+#: nextpnr's `--seed` is a C int.
+SEED_MAX = 2**31 - 1
 
 
-def pnr_args(target: Target, netlist: str, report: str, log: str, freq_mhz: float | None = None) -> list[str]:
+def pnr_args(target: Target, netlist: str, report: str, log: str, freq_mhz: float | None = None,
+             seed: int = PNR_SEED) -> list[str]:
     return [*target.pnr_args, "--json", netlist, "--freq", f"{freq_mhz or target.freq_mhz:g}",
-            "--timing-allow-fail", "--seed", str(PNR_SEED), "--report", report, "-l", log, "-q"]
+            "--timing-allow-fail", "--seed", str(seed), "--report", report, "-l", log, "-q"]
 
 
 def run_nextpnr(target: Target, out_dir: Path, netlist: str, stage: str = "pnr",
-                freq_mhz: float | None = None) -> ToolRun:
+                freq_mhz: float | None = None, seed: int = PNR_SEED) -> ToolRun:
     """Place and route `netlist` (relative to `out_dir`); writes `<stage>.json` and `<stage>.log`."""
-    return run_tool(target.pnr_tool, pnr_args(target, netlist, f"{stage}.json", f"{stage}.log", freq_mhz),
-                    Path(out_dir), f"nextpnr ({target.name})", f"{stage}.log")
+    return run_tool(target.pnr_tool, pnr_args(target, netlist, f"{stage}.json", f"{stage}.log", freq_mhz, seed),
+                    Path(out_dir), f"nextpnr ({target.name}, seed {seed})", f"{stage}.log")
+
+
+def seed_summary(runs: list[dict]) -> dict:
+    """Fmax over several seeds: [{"seed", "fmax_mhz", "timing_met"}] -> per seed, min and median."""
+    import statistics
+    fmax = [r["fmax_mhz"] for r in runs if r["fmax_mhz"] is not None]
+    return {"seeds": [r["seed"] for r in runs], "runs": runs,
+            "fmax_min_mhz": min(fmax) if fmax else None,
+            "fmax_median_mhz": statistics.median(fmax) if fmax else None}
 
 
 # ---------------------------------------------------------------- report parsing
@@ -110,10 +125,11 @@ def utilisation(report: dict, target: Target) -> dict[str, dict]:
     return out
 
 
-def pnr_figures(report_path: Path, target: Target, freq_mhz: float | None = None) -> dict:
+def pnr_figures(report_path: Path, target: Target, freq_mhz: float | None = None, seed: int = PNR_SEED) -> dict:
     report = load_json(report_path)
     clock, achieved, constraint = clock_fmax(report)
     return {
+        "seed": seed,
         "clock": clock,
         "fmax_mhz": None if achieved is None else round(achieved, 2),
         "constraint_mhz": constraint if constraint is not None else (freq_mhz or target.freq_mhz),

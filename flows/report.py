@@ -69,7 +69,13 @@ def summary_rows(report: dict, target) -> list[tuple[str, str]]:
                       + (f"; {report['fit']['bram']} predicted before synthesis" if report.get("fit") else "")),
     ]
     if target.spram_cells:
-        rows.append(("SPRAM", f"{s['spram']} ({target.spram_cells[0]})"))
+        rows.append(("SPRAM", f"{_pct(s['spram'], target.spram_available)} ({target.spram_cells[0]})"
+                              + (f"; {report['fit']['spram']} predicted before synthesis" if report.get("fit") else "")))
+    wm = report.get("weight_memory")
+    if wm:
+        where = f"{wm['primitives']} x {', '.join(wm['mapped_to'])}" if wm["primitives"] else "soft logic"
+        choice = f", --weight-memory {wm['choice']}" if wm.get("choice") else ""
+        rows.append(("weights", f"{'SPRAM' if wm['kind'] == 'spram' else 'block RAM'} ({where}{choice}): {wm['note']}"))
     if target.lutram_cells:
         rows.append(("LUT RAM", f"{s['lutram']} ({target.lutram_cells[0]})"))
     ok = "multiplier-free" if report["checks"]["multiplier_free"] else "MULTIPLIERS PRESENT"
@@ -82,14 +88,22 @@ def summary_rows(report: dict, target) -> list[tuple[str, str]]:
     if report.get("luts_per_pe") is not None:
         rows.append(("LUTs per PE", f"{report['luts_per_pe']:g} (pe_array / n_pe, unflattened)"))
     if report.get("luts_per_threshold_unit") is not None:
-        rows.append(("LUTs per threshold unit", f"{report['luts_per_threshold_unit']:g} (one per lane, unflattened)"))
+        tu = report.get("threshold_units") or {"units": c["n_pe"], "lanes_per_unit": 1}
+        share = "one per lane" if tu["lanes_per_unit"] == 1 else \
+            f"{tu['units']} units, {tu['lanes_per_unit']} lanes each in turn"
+        rows.append(("LUTs per threshold unit", f"{report['luts_per_threshold_unit']:g} ({share}, unflattened)"))
+    if report.get("luts_per_lane") is not None:
+        rows.append(("LUTs per lane", f"{report['luts_per_lane']:g} ((pe_array + threshold units) / n_pe, unflattened)"))
     p = report.get("pnr")
     if p:
         if p["fmax_mhz"] is None:
             rows.append(("Fmax", "no clocked path"))
         else:
             verdict = "met" if p["timing_met"] else "NOT met"
-            rows.append(("Fmax (clk)", f"{p['fmax_mhz']:.2f} MHz (goal {p['constraint_mhz']:g} MHz: {verdict})"))
+            rows.append(("Fmax (clk)", f"{p['fmax_mhz']:.2f} MHz (goal {p['constraint_mhz']:g} MHz: {verdict}; "
+                                       f"nextpnr seed {p.get('seed', '?')})"))
+        if p.get("by_seed"):
+            rows.append(("Fmax per seed", seed_text(p["by_seed"])))
         rows.append(("critical path", critical_path_text(p["critical_path"])))
         rows.append(("utilisation (P&R)", "; ".join(f"{u['label']} {u['used']}/{u['available']} ({u['percent']:.1f}%)"
                                                    for u in p["utilisation"].values() if u["percent"] is not None)))
@@ -112,6 +126,14 @@ def summary_rows(report: dict, target) -> list[tuple[str, str]]:
         rows.append(("WARNING", w))
     rows.append(("build folder", report["build_dir"]))
     return rows
+
+
+def seed_text(by_seed: dict) -> str:
+    """`seed 1: 34.2, seed 2: 35.0 MHz; min 34.2, median 34.6` from nextpnr.seed_summary."""
+    def mhz(v):
+        return "-" if v is None else f"{v:.2f}"
+    runs = ", ".join(f"seed {r['seed']}: {mhz(r['fmax_mhz'])}" for r in by_seed["runs"])
+    return f"{runs} MHz; min {mhz(by_seed['fmax_min_mhz'])}, median {mhz(by_seed['fmax_median_mhz'])}"
 
 
 def memory_rows(report: dict) -> list[tuple]:

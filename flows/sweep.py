@@ -2,11 +2,14 @@
 
 For every weight format (scheme and bits) and membrane width, a small LIF network is trained on
 digits (quick QAT, few epochs; cached by its configuration in `<out>/models/`, so a rerun reuses
-it). Every (format, N_PE) point is then built (`HwConfig.for_model(model, n_pe)`), synthesized and
-placed for the target (flows.flow.run_flow without the per-module pass), and simulated cycle by
-cycle on the digits test split (sim.cycle) for latency and the FPGA energy estimate. Results go to
-`<out>/sweep.csv` (rewritten after each point, so an interrupted sweep keeps what it finished),
-`<out>/sweep.json` and `<out>/pareto.png`.
+it). Every (format, N_PE) point is then built (`HwConfig.for_model(model, n_pe)`, with the threshold
+units asked for and the weight memory `fit.choose_weight_memory` picks), synthesized and placed for
+the target (flows.flow.run_flow without the per-module pass; with several nextpnr seeds: Fmax per seed,
+min and median), and simulated cycle by cycle on the digits test split (sim.cycle) for latency and
+the FPGA energy estimate. A point the device cannot hold (flows/fit.py, or more LUTs than the device
+after synthesis) or a tool fails on is skipped with a one-line note. Results go to `<out>/sweep.csv` (rewritten after each point, so an interrupted sweep keeps what
+it finished), `<out>/sweep.json` and `<out>/pareto.png` (LUTs / Fmax / latency / energy / accuracy,
+Pareto points marked).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from mintaccel.core.model import WEIGHT_BITS
 #: Storage bits per weight scheme (the one table: core.encodings.WEIGHT_BITS, keyed by name).
 SCHEME_BITS = WEIGHT_BITS
 
-COLUMNS = ("label", "n_pe", "scheme", "weight_bits", "membrane_bits", "accuracy", "luts", "ffs", "carry", "bram",
-           "dsp", "multipliers", "fmax_mhz", "cycles", "latency_us", "energy_nj", "energy_per_sop_pj",
-           "pareto", "build_dir")
+COLUMNS = ("label", "n_pe", "scheme", "weight_bits", "membrane_bits", "threshold_units", "weight_memory", "accuracy",
+           "luts", "ffs", "carry", "bram", "spram", "dsp", "multipliers", "fmax_mhz", "fmax_min_mhz",
+           "fmax_median_mhz", "fmax_by_seed", "cycles", "latency_us", "energy_nj", "energy_per_sop_pj", "pareto",
+           "build_dir")
 
 
 @dataclass(frozen=True)
@@ -125,12 +129,18 @@ def pareto(rows: list[dict], minimize=None, maximize=("accuracy",)) -> list[bool
 
 
 def row_for(point: Point, report: dict) -> dict:
+    """One sweep row; `fmax_mhz` (and the latency and energy) at the first seed, min / median over all."""
     s, p, perf, e = report["synthesis"], report.get("pnr") or {}, report.get("performance") or {}, report.get("energy") or {}
+    by_seed = p.get("by_seed") or {"runs": [{"seed": p.get("seed"), "fmax_mhz": p.get("fmax_mhz")}],
+                                   "fmax_min_mhz": p.get("fmax_mhz"), "fmax_median_mhz": p.get("fmax_mhz")}
     return {
         "label": point.label, "n_pe": point.n_pe, "scheme": point.scheme, "weight_bits": point.weight_bits,
-        "membrane_bits": point.membrane_bits, "accuracy": perf.get("accuracy"),
-        "luts": s["luts"], "ffs": s["ffs"], "carry": s["carry"], "bram": s["bram"], "dsp": s["dsp"],
+        "membrane_bits": point.membrane_bits, "threshold_units": report["threshold_units"]["units"],
+        "weight_memory": report["weight_memory"]["kind"], "accuracy": perf.get("accuracy"),
+        "luts": s["luts"], "ffs": s["ffs"], "carry": s["carry"], "bram": s["bram"], "spram": s["spram"], "dsp": s["dsp"],
         "multipliers": report["generic"]["multipliers"], "fmax_mhz": p.get("fmax_mhz"),
+        "fmax_min_mhz": by_seed["fmax_min_mhz"], "fmax_median_mhz": by_seed["fmax_median_mhz"],
+        "fmax_by_seed": " ".join(f"{r['seed']}:{r['fmax_mhz']}" for r in by_seed["runs"]) if p else None,
         "cycles": perf.get("cycles_per_inference"), "latency_us": perf.get("latency_us"),
         "energy_nj": None if not e else e["total_pj"] / 1000, "energy_per_sop_pj": e.get("per_sop_pj"),
         "build_dir": report["build_dir"],
@@ -153,34 +163,52 @@ def _fmt(v):
     return "" if v is None else v
 
 
+def _seed_fmax(row: dict) -> list[float]:
+    """The Fmax of every seed of a row (`fmax_by_seed`: `seed:MHz ...`), placements that gave one."""
+    pairs = (item.split(":", 1) for item in (row.get("fmax_by_seed") or "").split())
+    return [float(v) for _, v in pairs if v != "None"]
+
+
 def plot(rows: list[dict], path: Path, target: str) -> None:
-    """A 2 x 2 figure of the trade-offs; Pareto-optimal points (all four objectives) circled."""
+    """A 2 x 3 figure of the trade-offs (LUTs, Fmax, latency, energy, accuracy); Pareto-optimal points (in
+    LUTs, latency, energy and accuracy: Fmax counts through latency) ringed in black; with several seeds
+    a bar spans their Fmax."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     marks = pareto(rows)
     lat = latency_key(rows)
-    pairs = [("luts", lat, "LUTs", "latency per inference (us)" if lat == "latency_us" else "cycles per inference"),
-             ("luts", "energy_nj", "LUTs", "energy per inference (nJ, estimate)"),
+    lat_label = "latency per inference (us)" if lat == "latency_us" else "cycles per inference"
+    energy_label = "energy per inference (nJ, estimate)"
+    pairs = [("luts", lat, "LUTs", lat_label),
+             ("luts", "fmax_mhz", "LUTs", "Fmax (MHz, nextpnr)"),
+             ("luts", "energy_nj", "LUTs", energy_label),
+             (lat, "energy_nj", lat_label, energy_label),
              ("luts", "accuracy", "LUTs", "digits test accuracy"),
-             ("energy_nj", "accuracy", "energy per inference (nJ, estimate)", "digits test accuracy")]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
+             ("energy_nj", "accuracy", energy_label, "digits test accuracy")]
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9.5))
     schemes = sorted({r["scheme"] for r in rows})
     colours = dict(zip(schemes, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for ax, (x, y, xl, yl) in zip(axes.flat, pairs):
+        if all(r.get(x) is None or r.get(y) is None for r in rows):
+            ax.text(0.5, 0.5, "no place and route (--no-pnr)", ha="center", va="center", transform=ax.transAxes)
         for r, m in zip(rows, marks):
             if r.get(x) is None or r.get(y) is None:
                 continue
             ax.scatter(r[x], r[y], s=30 + 6 * r["n_pe"], color=colours[r["scheme"]], alpha=0.75,
                        edgecolors="black" if m else "none", linewidths=1.5 if m else 0)
             ax.annotate(r["label"], (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            spread = _seed_fmax(r) if y == "fmax_mhz" else []
+            if len(spread) > 1:  # several seeds: the range their Fmax spans
+                ax.vlines(r[x], min(spread), max(spread), color=colours[r["scheme"]], alpha=0.6, linewidth=2)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=s) for s, c in colours.items()]
     handles.append(plt.Line2D([], [], marker="o", ls="", color="white", markeredgecolor="black", label="Pareto-optimal"))
-    fig.suptitle(f"mintaccel sweep on {target}: marker size ~ N_PE; energy is an estimate", y=0.99)
+    seeds = "; bars: Fmax over the nextpnr seeds" if any(len(_seed_fmax(r)) > 1 for r in rows) else ""
+    fig.suptitle(f"mintaccel sweep on {target}: marker size ~ N_PE; energy is an estimate{seeds}", y=0.99)
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.965), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,10 +219,16 @@ def plot(rows: list[dict], path: Path, target: str) -> None:
 
 
 def run_sweep(points: list[Point], target, out: Path, *, epochs: int, hidden: int, seed: int, pnr: bool = True,
-              advance=None, on_row=None) -> list[dict]:
-    """Train (or reuse), build, synthesize and simulate every point; returns one row per point."""
+              advance=None, on_row=None, weight_memory: str = "auto", seeds=None, hw=None, on_skip=None) -> list[dict]:
+    """Train (or reuse), build, synthesize and simulate every point; returns one row per point.
+
+    `hw`: HwConfig.for_model overrides (threshold_units); `seeds`: nextpnr seeds (run_flow). A point the
+    device cannot hold (the fit check; more LUTs than the device after synthesis) or a tool fails on
+    (nextpnr out of cells) is left out, its one-line reason passed to `on_skip`."""
     from mintaccel.core.hwconfig import HwConfig
+    from mintaccel.flows import fit, nextpnr
     from mintaccel.flows.flow import run_flow
+    from mintaccel.flows.tools import ToolError
     from mintaccel.model_export import datasets
     from mintaccel.sim.encoding import rate_encode
 
@@ -206,10 +240,23 @@ def run_sweep(points: list[Point], target, out: Path, *, epochs: int, hidden: in
         advance(0, f"{point.label}: training")
         model, _, _ = train_model(point, out / "models", epochs, hidden, seed)
         spikes = rate_encode(split.x_test, model.timesteps, split.levels)
-        cfg = HwConfig.for_model(model, n_pe=point.n_pe)
+        cfg = fit.choose_weight_memory(HwConfig.for_model(model, n_pe=point.n_pe, **(hw or {})), target, weight_memory)
+        try:
+            fit.check_device(cfg, target)
+        except UserError as e:
+            if on_skip:
+                on_skip(f"{point.label}: {e}")
+            advance(1, f"{point.label}: does not fit")
+            continue
         advance(0, f"{point.label}: synthesis")
-        report = run_flow(cfg, model, target, out / point.label, breakdown=False, pnr=pnr, spikes=spikes,
-                          labels=split.y_test)
+        try:
+            report = run_flow(cfg, model, target, out / point.label, breakdown=False, pnr=pnr, spikes=spikes,
+                              labels=split.y_test, seeds=seeds or (nextpnr.PNR_SEED,))
+        except ToolError as e:  # too many LUTs after synthesis, or nextpnr out of cells: its logs stay
+            if on_skip:
+                on_skip(f"{point.label}: {e}")
+            advance(1, f"{point.label}: failed")
+            continue
         rows.append(row_for(point, report))
         write_csv(rows, out / "sweep.csv")
         if on_row:

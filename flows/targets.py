@@ -18,7 +18,8 @@ class RamType:
     cell: str
     """The primitive it becomes after techmap (counted in `stat`)."""
     kind: str
-    """`block` or `distributed` (libmap keeps the cheapest candidate of each kind)."""
+    """`block`, `distributed` or `huge` (libmap keeps the cheapest candidate of each kind; a `huge` RAM
+    only takes a memory that asks for it with `ram_style = "huge"`)."""
     abits: int
     """Address bits of the narrowest mode: depth of mode i is 2^(abits - i)."""
     widths: tuple[int, ...]
@@ -69,6 +70,9 @@ class Target:
     """DSP multipliers of the device (the accelerator must use none)."""
     rams: tuple[RamType, ...]
     """The RAM primitives `synth` lets memory_libmap use, in the order of its `-lib` files."""
+    huge_ram: RamType | None = None
+    """The single-port RAM a memory marked `ram_style = "huge"` goes to (UP5K SPRAM); None: the device has
+    none."""
 
 
 ICE40_UP5K = Target(
@@ -82,9 +86,11 @@ ICE40_UP5K = Target(
                    ("SPRAM", "ICESTORM_SPRAM"), ("DSP", "ICESTORM_DSP"), ("I/O", "SB_IO"),
                    ("global buffers", "SB_GB")),
     luts_available=5280, bram_available=30, spram_available=4, dsp_available=8,
-    # share/ice40/brams.txt; spram.txt's SPRAM is a "huge" RAM, never used unless synth_ice40 gets -spram
+    # share/ice40/brams.txt; spram.txt's SPRAM is a "huge" RAM, which synth_ice40 (without -spram) gives
+    # only to a memory marked ram_style = "huge": the SPRAM weight memory (hw/weight_memory.py)
     rams=tuple(RamType("$__ICE40_RAM4K_", "SB_RAM40_4K", "block", 11, (2, 4, 8, 16), byte, 64, write, (0, 3), False)
                for byte, write in ((0, (0, 2)), (1, (3, 3)))),  # option HAS_BE 0 / 1
+    huge_ram=RamType("$__ICE40_SPRAM_", "SB_SPRAM256KA", "huge", 14, (16,), 4, 2048, (0, 0), (0, 0), False),
 )
 
 ECP5_25F = Target(

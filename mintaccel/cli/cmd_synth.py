@@ -10,15 +10,30 @@ from mintaccel.cli import report as ui
 from mintaccel.core.errors import UserError
 
 
+def _hardware_options(p) -> None:
+    """The build options synth and sweep share."""
+    from mintaccel.cli import integer
+    from mintaccel.flows.fit import WEIGHT_MEMORY_CHOICES
+    p.add_argument("--weight-memory", default="auto", choices=WEIGHT_MEMORY_CHOICES,
+                   help="where the weights go: auto (default: block RAM when the build fits, else the iCE40 UP5K's "
+                        "SPRAM, whose weights the host loads at run time), bram, spram (iCE40 UP5K only)")
+    p.add_argument("--threshold-units", type=integer(0, 64), default=0, metavar="U",
+                   help="threshold units shared by the lanes, a divisor of n_pe (0: the default build's)")
+
+
 def register(sub) -> None:
-    from mintaccel.cli import output_option
+    from mintaccel.cli import integer, output_option
+    from mintaccel.flows.nextpnr import PNR_SEED, SEED_MAX
     from mintaccel.flows.targets import TARGETS
 
     p = sub.add_parser("synth", help="FPGA synthesis and place-and-route (Yosys, nextpnr): LUTs, Fmax, energy")
     p.set_defaults(func=cmd_synth)
     p.add_argument("--target", default="ice40-up5k", choices=tuple(TARGETS), help="FPGA (default ice40-up5k)")
     p.add_argument("--model", help="integer model file (default: the shipped digits model)")
-    p.add_argument("--n-pe", type=int, default=8, metavar="N", help="processing elements (default 8)")
+    p.add_argument("--n-pe", type=integer(1, 64), default=8, metavar="N", help="processing elements, 1..64 (default 8)")
+    _hardware_options(p)
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=PNR_SEED,
+                   help=f"nextpnr placement seed (default {PNR_SEED}, the flow's fixed seed; the report records it)")
     output_option(p, "--out", folder=True, metavar="DIR",
                   help="build folder for logs and netlists, replaced whole (default build/synth/<target>)")
     p.add_argument("--freq", type=float, metavar="MHZ", help="clock constraint for nextpnr (default: the target's goal)")
@@ -38,7 +53,12 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="design-space sweep: N_PE x weight format x membrane bits, Pareto plots (long)")
     p.set_defaults(func=cmd_sweep)
     p.add_argument("--target", default="ice40-up5k", choices=tuple(TARGETS))
-    p.add_argument("--n-pe", type=int, nargs="+", default=[4, 8, 16], metavar="N")
+    p.add_argument("--n-pe", type=integer(1, 64), nargs="+", default=[4, 8, 16], metavar="N",
+                   help="processing elements, 1..64 each (default 4 8 16); a point the device cannot hold is skipped")
+    _hardware_options(p)
+    p.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[PNR_SEED], metavar="S",
+                   help=f"place and route every point with each seed: Fmax per seed, min and median; latency and "
+                        f"energy at the first seed's Fmax (default {PNR_SEED})")
     p.add_argument("--schemes", nargs="+", default=["uniform", "pot"], metavar="SCHEME",
                    help="weight schemes: uniform, pot, binary (default uniform pot)")
     p.add_argument("--weight-bits", type=int, nargs="+", default=[2, 4], metavar="B")
@@ -60,11 +80,19 @@ def _load(args):
     from mintaccel.model_export.format import load_model
     path = Path(args.model) if args.model else shipped_model_path()
     model = load_model(path)
-    if args.n_pe < 1:
-        raise UserError(f"--n-pe must be at least 1, not {args.n_pe}")
-    cfg = HwConfig.for_model(model, n_pe=args.n_pe)
+    cfg = HwConfig.for_model(model, n_pe=args.n_pe, **threshold_units(args))
     check_fits(model, cfg)
     return path, model, cfg
+
+
+def threshold_units(args) -> dict:
+    """HwConfig.for_model's override for --threshold-units (none for 0: the default build's units)."""
+    n_pes = args.n_pe if isinstance(args.n_pe, list) else [args.n_pe]
+    bad = [n for n in n_pes if args.threshold_units and n % args.threshold_units]
+    if bad:
+        raise UserError(f"--threshold-units {args.threshold_units} must divide --n-pe "
+                        f"({', '.join(map(str, bad))} is not a multiple of it)")
+    return {"threshold_units": args.threshold_units} if args.threshold_units else {}
 
 
 def _inputs(args, model):
@@ -116,7 +144,8 @@ def cmd_synth(args) -> int:
     from mintaccel.core.files import write_json
     from mintaccel.flows import report as freport
     from mintaccel.flows.energy import load_fpga_table
-    from mintaccel.flows.fit import check_device
+    from mintaccel.flows.fit import check_device, choose_weight_memory
+    from mintaccel.flows.nextpnr import PNR_SEED
     from mintaccel.flows.flow import run_flow, stage_count
     from mintaccel.flows.targets import get_target
 
@@ -125,11 +154,14 @@ def cmd_synth(args) -> int:
     path, model, cfg = _load(args)
     if args.freq is not None and not (math.isfinite(args.freq) and args.freq > 0):
         raise UserError(f"--freq must be a positive number of MHz, not {args.freq}")
+    cfg = choose_weight_memory(cfg, target, args.weight_memory)
     check_device(cfg, target)
     table = load_fpga_table(args.fpga_energy_table) if args.fpga_energy_table else None
     spikes, labels, data = _inputs(args, model)
-    if args.write_baseline and (args.model or args.n_pe != 8 or args.no_pnr or args.freq):
-        raise UserError("--write-baseline records the default build only (shipped model, n_pe 8, with P&R, default clock)")
+    if args.write_baseline and (args.model or args.n_pe != 8 or args.no_pnr or args.freq or args.threshold_units
+                                or args.weight_memory != "auto" or args.seed != PNR_SEED):
+        raise UserError("--write-baseline records the default build only (shipped model, n_pe 8, default threshold "
+                        f"units and weight memory, with P&R, default clock and seed {PNR_SEED})")
     baselines = _baselines(args, target, cfg)
     recorded = None
     if args.write_baseline:  # the file it updates: PATH's entries, or the committed ones for a new file
@@ -141,8 +173,9 @@ def cmd_synth(args) -> int:
     with ui.progress(f"synth {target.name}", total) as advance:
         rep = run_flow(cfg, model, target, out, breakdown=not args.no_breakdown, pnr=not args.no_pnr,
                        spikes=spikes, labels=labels, freq_mhz=args.freq, energy_table=table, advance=advance,
-                       model_path=str(path))
+                       model_path=str(path), seeds=(args.seed,))
     rep["inputs"] = data
+    rep["weight_memory"]["choice"] = args.weight_memory
     print_report(rep, target)
     status = _baseline_check(rep, baselines, args.check_baseline) if baselines is not None else 0
     write_json(out / "report.json", rep)
@@ -160,7 +193,9 @@ def print_report(report: dict, target) -> None:
 
     from mintaccel.flows import report as freport
     ui.table(f"mintaccel synth: {report['target']}", freport.summary_rows(report, target))
-    t = Table(title="memories: where synthesis put them", title_justify="left")
+    wm = report.get("weight_memory") or {}
+    t = Table(title="memories: where synthesis put them", title_justify="left",
+              caption=f"weights in SPRAM: {wm['note']}" if wm.get("kind") == "spram" else None, caption_justify="left")
     for col in ("memory", "depth x width", "read", "mapped to", "primitives", "modes"):
         t.add_column(col)
     for row in freport.memory_rows(report):
@@ -169,7 +204,7 @@ def print_report(report: dict, target) -> None:
     if report.get("modules"):
         t = Table(title="per module (synthesized without flattening: no cross-boundary optimisation)",
                   title_justify="left")
-        for col in ("module", "LUTs", "FFs", "carry", "BRAM", "LUT RAM", "DSP"):
+        for col in ("module", "LUTs", "FFs", "carry", "BRAM+SPRAM", "LUT RAM", "DSP"):
             t.add_column(col, justify="left" if col == "module" else "right")
         for row in freport.module_rows(report):
             t.add_row(*(str(v) for v in row))
@@ -195,14 +230,19 @@ def _baseline_check(rep: dict, baselines: dict, source: str) -> int:
 
 def cmd_sweep(args) -> int:
     from mintaccel.flows import sweep
+    from mintaccel.flows.fit import check_weight_memory
+    from mintaccel.flows.nextpnr import PNR_SEED
     from mintaccel.flows.targets import get_target
 
     target = get_target(args.target)
-    for n in args.n_pe:
-        if not 1 <= n <= 64:
-            raise UserError(f"--n-pe values must be in 1..64, not {n}")
     if args.epochs < 1 or args.hidden < 1:
         raise UserError("--epochs and --hidden must be at least 1")
+    check_weight_memory(args.weight_memory, target)
+    units = threshold_units(args)
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UserError(f"--seeds: each seed once, not {' '.join(map(str, args.seeds))}")
+    if args.no_pnr and args.seeds != [PNR_SEED]:
+        raise UserError("--seeds places and routes every point: it cannot go with --no-pnr")
     points, skipped = sweep.grid(args.n_pe, args.schemes, args.weight_bits, args.membrane_bits)
     out = sweep.output_folder(args.out)  # --out and --json were checked before the command ran
     for note in skipped:
@@ -212,25 +252,34 @@ def cmd_sweep(args) -> int:
     try:
         with ui.progress("sweep", len(points)) as advance:
             rows = sweep.run_sweep(points, target, out, epochs=args.epochs, hidden=args.hidden, seed=args.seed,
-                                   pnr=not args.no_pnr, advance=advance, on_row=finished.append)
+                                   pnr=not args.no_pnr, advance=advance, on_row=finished.append,
+                                   weight_memory=args.weight_memory, seeds=tuple(args.seeds), hw=units,
+                                   on_skip=lambda note: (skipped.append(note), ui.err_console.print(f"skipped: {note}")))
     except KeyboardInterrupt:
         kept = f"the {len(finished)} finished points stay in {out / 'sweep.csv'}" if finished else "no point finished"
         ui.err_console.print(f"sweep interrupted: {kept}; the unfinished point's build folder was removed, "
                              f"trained models in {out / 'models'} are reused by a rerun")
         raise
+    if not rows:
+        raise UserError(f"no point of the sweep fits the {target.device}: " + "; ".join(skipped))
     marks = sweep.pareto(rows)
     for r, m in zip(rows, marks):
         r["pareto"] = m
     sweep.plot(rows, out / "pareto.png", target.name)
     from mintaccel.core.files import write_json
-    write_json(out / "sweep.json", {"target": target.name, "rows": rows, "skipped": skipped})
+    result = {"target": target.name, "seeds": args.seeds, "weight_memory": args.weight_memory,
+              "threshold_units": args.threshold_units, "rows": rows, "skipped": skipped}
+    write_json(out / "sweep.json", result)
+    many = len(args.seeds) > 1
     table = [(r["label"], f"{100 * r['accuracy']:.1f}%" if r["accuracy"] is not None else "-", r["luts"], r["bram"],
-              r["dsp"], _g(r["fmax_mhz"]), _g(r["cycles"]), _g(r["latency_us"]), _g(r["energy_nj"]),
-              "*" if r["pareto"] else "") for r in rows]
-    ui.table(f"mintaccel sweep on {target.name} (energy: estimate; * = Pareto-optimal)", table,
-             ("point", "accuracy", "LUTs", "BRAM", "DSP", "Fmax MHz", "cycles", "latency us", "energy nJ", "Pareto"))
-    ui.console.print(f"CSV: {out / 'sweep.csv'}   plots: {out / 'pareto.png'}")
-    ui.maybe_json(args.json, {"target": target.name, "rows": rows, "skipped": skipped})
+              r["spram"], r["dsp"], _g(r["fmax_mhz"]), *((_g(r["fmax_min_mhz"]), _g(r["fmax_median_mhz"])) if many else ()),
+              _g(r["cycles"]), _g(r["latency_us"]), _g(r["energy_nj"]), "*" if r["pareto"] else "") for r in rows]
+    fmax = (f"Fmax MHz (seed {args.seeds[0]})", "min", "median") if many else ("Fmax MHz",)
+    ui.table(f"mintaccel sweep on {target.name} (energy: estimate; * = Pareto-optimal in LUTs, latency, energy, "
+             "accuracy)", table,
+             ("point", "accuracy", "LUTs", "BRAM", "SPRAM", "DSP", *fmax, "cycles", "latency us", "energy nJ", "Pareto"))
+    ui.console.print(f"CSV: {out / 'sweep.csv'}   JSON: {out / 'sweep.json'}   plots: {out / 'pareto.png'}")
+    ui.maybe_json(args.json, result)
     return 0
 
 

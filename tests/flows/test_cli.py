@@ -81,10 +81,48 @@ def test_write_baseline_refuses_a_non_default_build(tmp_path):
 
 def test_synth_refuses_a_model_the_device_cannot_hold(tmp_path, mnist_file):
     out = tmp_path / "out"
-    r = mintaccel("synth", "--target", "ice40-up5k", "--model", mnist_file, "--out", out)
+    r = mintaccel("synth", "--target", "ice40-up5k", "--model", mnist_file, "--weight-memory", "bram", "--out", out)
     assert_one_line_error(r, "the memories need 60 (weights 56, events 3, membranes 1) of the iCE40UP5K's "
-                             "30 block RAMs (SB_RAM40_4K), 30 too many; it fits ecp5-25f (17 of 56)")
+                             "30 block RAMs (SB_RAM40_4K), 30 too many; with the weights in SPRAM it fits "
+                             "(4 of 30 block RAMs, 1 of 4 SPRAMs); it fits ecp5-25f (17 of 56 block RAMs)")
     assert not out.exists()  # refused before the build folder, let alone a tool
+
+
+def test_synth_refuses_too_many_sprams(tmp_path, mnist_file):
+    """64 lanes of 2-bit weights: 128-bit words need 8 SPRAMs; the 64 block-RAM banks do not fit either."""
+    out = tmp_path / "out"
+    r = mintaccel("synth", "--model", mnist_file, "--n-pe", "64", "--weight-memory", "spram", "--out", out)
+    assert_one_line_error(r, "the weights need 8 of the iCE40UP5K's 4 SPRAMs (SB_SPRAM256KA, 16384 x 16 each; "
+                             "1,696 words of 128 bits), 4 too many")
+    r = mintaccel("synth", "--model", mnist_file, "--n-pe", "64", "--out", out)  # auto: neither memory fits
+    assert_one_line_error(r, "37 too many; with the weights in SPRAM: the weights need 8 of")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--target", "ecp5-25f", "--weight-memory", "spram"],
+     "--weight-memory spram: the Lattice LFE5U-25F-CABGA256 has no SPRAM (block RAM only)"),
+    (["--weight-memory", "eeprom"], "argument --weight-memory: invalid choice: 'eeprom'"),
+    (["--threshold-units", "3"], "--threshold-units 3 must divide --n-pe (8 is not a multiple of it)"),
+    (["--threshold-units", "65"], "argument --threshold-units: must be in 0..64, not 65"),
+    (["--n-pe", "65"], "argument --n-pe: must be in 1..64, not 65"),
+    (["--seed", "-1"], "argument --seed: must be in 0..2147483647, not -1"),
+    (["--seed", "1", "--write-baseline", "b.json"], None),
+    (["--seed", "2", "--write-baseline", "b.json"], "--write-baseline records the default build only"),
+    (["--threshold-units", "2", "--write-baseline", "b.json"], "--write-baseline records the default build only"),
+    (["--weight-memory", "bram", "--write-baseline", "b.json"], "--write-baseline records the default build only"),
+], ids=["spram-on-ecp5", "bad-choice", "units-not-dividing", "units-range", "n-pe-range", "seed-range",
+        "default-seed-ok", "seed-baseline", "units-baseline", "memory-baseline"])
+def test_synth_build_options_are_checked_first(tmp_path, args, match):
+    out = tmp_path / "out"
+    args = [str(tmp_path / a) if a == "b.json" else a for a in args]
+    if match is None:  # accepted: stopped by the check after it instead of running the tools
+        r = mintaccel("synth", *args, "--check-baseline", tmp_path / "missing.json", "--out", out)
+        assert_one_line_error(r, "missing.json")
+    else:
+        r = mintaccel("synth", *args, "--out", out)
+        assert_one_line_error(r, match)
+    assert not out.exists()
 
 
 def test_generate_target_refuses_what_synth_refuses(tmp_path, mnist_file):
@@ -187,6 +225,20 @@ def test_sweep_json_checked_before_training(tmp_path, request, where):
             "read-only": lambda: request.getfixturevalue("read_only_folder") / "rows.json"}[where]()
     r = mintaccel("sweep", "--json", path, "--out", tmp_path / "sw")
     assert_one_line_error(r, str(path))
+    assert not (tmp_path / "sw").exists()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--target", "ecp5-25f", "--weight-memory", "spram"], "the Lattice LFE5U-25F-CABGA256 has no SPRAM"),
+    (["--n-pe", "4", "6", "--threshold-units", "4"], "--threshold-units 4 must divide --n-pe (6 is not a multiple of it)"),
+    (["--n-pe", "4", "128"], "argument --n-pe: must be in 1..64, not 128"),
+    (["--seeds", "1", "2", "1"], "--seeds: each seed once, not 1 2 1"),
+    (["--seeds", "1", "2", "--no-pnr"], "--seeds places and routes every point: it cannot go with --no-pnr"),
+    (["--seeds", "5", "--no-pnr"], "--seeds places and routes every point: it cannot go with --no-pnr"),
+], ids=["spram-on-ecp5", "units", "n-pe", "duplicate-seeds", "seeds-without-pnr", "seed-without-pnr"])
+def test_sweep_build_options_are_checked_before_training(tmp_path, args, match):
+    r = mintaccel("sweep", *args, "--out", tmp_path / "sw")
+    assert_one_line_error(r, match)
     assert not (tmp_path / "sw").exists()
 
 

@@ -109,15 +109,69 @@ def test_mnist_refusal_says_what_and_by_how_much():
     msg = str(e.value)
     # 12,800 2-bit words per bank: 7 EBRs in 2048x2 mode, x 8 banks; 784 10-bit events: 3 in 1024x4
     assert "need 60 (weights 56, events 3, membranes 1) of the iCE40UP5K's 30 block RAMs" in msg
-    assert "30 too many" in msg and "it fits ecp5-25f (17 of 56)" in msg and "\n" not in msg
+    assert "30 too many" in msg and "; it fits ecp5-25f (17 of 56 block RAMs)" in msg and "\n" not in msg
     assert fit.check_device(cfg, ECP5_25F).bram == 17
 
 
 def test_hard_resources_besides_block_ram():
     est = fit.estimate(HwConfig.for_model(mnist_model()), ICE40_UP5K)
-    assert est.spram == 0 and est.dsp == 0  # synth_ice40 without -spram; multiplier-free design
+    assert est.spram == 0 and est.dsp == 0  # no memory asks for SPRAM; multiplier-free design
     d = est.as_dict()
     assert d["fits"] is False and d["bram"] == 60 and d["bram_available"] == 30
+
+
+# ---------------------------------------------------------------- SPRAM
+
+def spram_build(n_pe: int) -> HwConfig:
+    return HwConfig.for_model(mnist_model(), n_pe, weight_spram=1)
+
+
+@pytest.mark.parametrize("n_pe, spram", [(32, 4), (12, 2), (4, 1), (2, 1)],
+                         ids=["n32-64bit", "n12-24bit-padded", "n4-2-blocks-in-one-row", "n2-4-blocks-in-one-row"])
+def test_spram_build_matches_yosys(flows_dir, n_pe, spram):
+    """MNIST 784-128-10 with the weights in SPRAM: 32 lanes x 2 bits = 4 SPRAMs side by side; 24-bit words
+    take 2 (padded); n_pe 4 needs 25,472 8-bit words: libmap puts both 16k-word blocks in one 16-bit row
+    (nibble write masks), n_pe 2 four 4-bit blocks. The rest stays in block RAM."""
+    cfg = spram_build(n_pe)
+    assert fit.estimate(cfg, ICE40_UP5K).spram == spram
+    assert_matches_yosys(cfg, None, ICE40_UP5K, flows_dir / f"fit-spram{n_pe}")
+
+
+def test_auto_choice_is_block_ram_when_it_fits_else_spram():
+    digits = HwConfig.for_model(random_model(0, sizes=(64, 64, 10)))
+    assert fit.choose_weight_memory(digits, ICE40_UP5K).weight_spram == 0
+    mnist = HwConfig.for_model(mnist_model())
+    assert fit.choose_weight_memory(mnist, ICE40_UP5K).weight_spram == 1
+    assert fit.choose_weight_memory(mnist, ECP5_25F).weight_spram == 0  # no SPRAM there
+    assert fit.choose_weight_memory(mnist, ICE40_UP5K, "bram").weight_spram == 0
+    assert fit.choose_weight_memory(digits, ICE40_UP5K, "spram").weight_spram == 1
+    est = fit.check_device(fit.choose_weight_memory(mnist, ICE40_UP5K), ICE40_UP5K)
+    assert (est.bram, est.spram) == (4, 1) and est.as_dict()["spram"] == 1
+
+
+def test_spram_on_a_device_without_it_is_refused():
+    with pytest.raises(UserError) as e:
+        fit.choose_weight_memory(HwConfig.for_model(mnist_model()), ECP5_25F, "spram")
+    assert str(e.value) == "--weight-memory spram: the Lattice LFE5U-25F-CABGA256 has no SPRAM (block RAM only)"
+    with pytest.raises(UserError, match="the LFE5U-25F has no SPRAM for the weights"):
+        fit.check_device(spram_build(8), ECP5_25F)
+
+
+def test_too_many_sprams_is_one_line():
+    with pytest.raises(UserError) as e:
+        fit.check_device(spram_build(64), ICE40_UP5K)
+    assert str(e.value) == ("the build does not fit the Lattice iCE40UP5K-SG48: the weights need 8 of the iCE40UP5K's "
+                            "4 SPRAMs (SB_SPRAM256KA, 16384 x 16 each; 1,696 words of 128 bits), 4 too many")
+    # auto falls back to block RAM, and the refusal says what SPRAM would have needed
+    with pytest.raises(UserError) as e:
+        fit.check_device(fit.choose_weight_memory(HwConfig.for_model(mnist_model(), 64), ICE40_UP5K), ICE40_UP5K)
+    assert "37 too many; with the weights in SPRAM: the weights need 8 of" in str(e.value)
+
+
+def test_block_ram_refusal_points_at_spram():
+    with pytest.raises(UserError) as e:
+        fit.check_device(HwConfig.for_model(mnist_model()), ICE40_UP5K)
+    assert "30 too many; with the weights in SPRAM it fits (4 of 30 block RAMs, 1 of 4 SPRAMs)" in str(e.value)
 
 
 @pytest.mark.parametrize("depth, in_ram", [(39, False), (40, True)])

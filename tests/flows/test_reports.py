@@ -10,7 +10,7 @@ import pytest
 
 from mintaccel.flows import report as freport
 from mintaccel.flows.energy import FPGA_TABLE, fpga_energy, load_fpga_table, simulate_counts
-from mintaccel.flows.nextpnr import summarize_path
+from mintaccel.flows.nextpnr import PNR_SEED, pnr_args, seed_summary, summarize_path
 from mintaccel.flows.targets import ECP5_25F, ICE40_UP5K
 from mintaccel.flows.tools import ToolError
 from mintaccel.flows.yosys import ICE40_RAM_MODES, libmap_decisions, module_breakdown, run_yosys
@@ -93,6 +93,22 @@ def test_place_and_route_figures(small_ice40):
     assert p["utilisation"]["ICESTORM_DSP"]["used"] == 0
     assert p["harness_cells"]["luts"] >= 0.95 * small_ice40["synthesis"]["luts"]
     assert small_ice40["warnings"] == []
+    assert p["seed"] == PNR_SEED and "by_seed" not in p  # one seed: the flow's fixed one
+
+
+def test_seed_summary():
+    runs = [{"seed": 1, "fmax_mhz": 30.0}, {"seed": 7, "fmax_mhz": 36.0}, {"seed": 9, "fmax_mhz": 33.0}]
+    s = seed_summary(runs)
+    assert (s["seeds"], s["fmax_min_mhz"], s["fmax_median_mhz"]) == ([1, 7, 9], 30.0, 33.0)
+    assert freport.seed_text(s) == "seed 1: 30.00, seed 7: 36.00, seed 9: 33.00 MHz; min 30.00, median 33.00"
+    assert seed_summary([{"seed": 1, "fmax_mhz": None}])["fmax_min_mhz"] is None
+
+
+def test_pnr_arguments_carry_the_seed():
+    args = pnr_args(ICE40_UP5K, "n.json", "r.json", "l.log", seed=42)
+    assert args[args.index("--seed") + 1] == "42"
+    default = pnr_args(ICE40_UP5K, "n.json", "r.json", "l.log")
+    assert default[default.index("--seed") + 1] == str(PNR_SEED)
 
 
 def test_summarize_path_of_a_handmade_report():
@@ -115,6 +131,10 @@ def test_tables_render(small_ice40):
     rows = dict(freport.summary_rows(small_ice40, ICE40_UP5K))
     assert rows["DSP cells (must be 0)"].startswith("0 (SB_MAC16): multiplier-free")
     assert "Fmax (clk)" in rows and "LUTs per PE" in rows and "critical path" in rows
+    assert rows["weights"].startswith("block RAM (") and "no model given" in rows["weights"]
+    assert rows["SPRAM"] == "0 / 4 (0.0%) (SB_SPRAM256KA); 0 predicted before synthesis"
+    assert small_ice40["weight_memory"]["kind"] == "bram" and small_ice40["weight_memory"]["in_bitstream"] is False
+    assert small_ice40["luts_per_lane"] > small_ice40["luts_per_pe"]
     mods = [r[0] for r in freport.module_rows(small_ice40)]
     assert "threshold[0..1] (2x, each)" in mods
     assert len(freport.memory_rows(small_ice40)) == len(small_ice40["memories"])
@@ -193,6 +213,24 @@ def test_fpga_energy_estimate(shipped_model):
     assert ecp5["static_pj"] is None and ecp5["static_note"]
     assert ecp5["blocks"]["weight_memory"]["events"]["reads"]["where"] == "block RAM"
     assert np.isfinite(ecp5["per_sop_pj"])
+
+
+def test_fpga_energy_of_spram_weights(shipped_model):
+    """The SPRAM weight memory: one access reads every SPRAM of it once (one shared address)."""
+    cfg = HwConfig.for_model(shipped_model, weight_spram=1)
+    spikes = random_spikes(4, 4, shipped_model.timesteps, shipped_model.n_inputs, density=0.2)
+    result = simulate_counts(shipped_model, spikes, cfg)
+    memories = [{"memory": "weights.spram", "mapped_to": "SB_SPRAM256KA", "primitives": 1,
+                 "width": cfg.n_pe * cfg.weight_bits, "modes": ["16384x16"]}]
+    e = fpga_energy(result, ICE40_UP5K, memories, ffs=500, fmax_mhz=20.0)
+    reads = e["blocks"]["weight_memory"]["events"]["reads"]
+    spram = FPGA_TABLE["spram"]["ice40-up5k"]
+    from mintaccel.sim.energy import DEFAULT as ASIC
+    assert reads["where"] == "SPRAM"
+    assert reads["pj_each"] == e["prices"]["spram_access_pj"] == pytest.approx(
+        ASIC.sram(spram["bytes"], spram["row_bits"]) * FPGA_TABLE["hard_block_factor"])
+    assert e["prices"]["spram_access_pj"] > e["prices"]["ebr_access_pj"]  # a 32 KB array, not a 512 B one
+    assert fpga_energy(result, ECP5_25F, [], ffs=500, fmax_mhz=None)["prices"]["spram_access_pj"] is None
 
 
 def test_fpga_energy_table_override(tmp_path):
