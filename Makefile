@@ -33,9 +33,9 @@ model: $(STAMP)
 
 # The shipped conv model, likewise (tests/model_export/test_qat_conv.py checks its meta and predictions).
 model-conv: $(STAMP)
-	$(BIN)/mintaccel train --dataset digits --arch c32k3p1,p2,c64k3p1,p2,f10 --weights uniform:2 --membrane 2 -T 8 \
-		--reset soft --leak shift:1 --threshold 1.0 --epochs 30 --batch-size 64 --lr 0.005 --seed 0 \
-		--threads 1 --float-baseline --export mintaccel/models/digits-conv-w2m2.npz
+	$(BIN)/mintaccel train --dataset digits --arch c32k3p1,p2,c64k3p1,p2,f10 --weights uniform:2 --membrane 2 -T 16 \
+		--reset soft --leak shift:1 --threshold 2.0 --epochs 30 --batch-size 64 --lr 0.005 --float-init-epochs 15 \
+		--seed 0 --threads 1 --float-baseline --export mintaccel/models/digits-conv-w2m2.npz
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -29,7 +29,7 @@ from mintaccel.core.files import write_json  # noqa: E402
 from mintaccel.core.model import NeuronLayer  # noqa: E402
 from mintaccel.model_export import arch as arch_text  # noqa: E402
 from mintaccel.model_export import datasets  # noqa: E402
-from mintaccel.model_export.qat import LayerSpec, TrainConfig  # noqa: E402
+from mintaccel.model_export.qat import OPTIONAL_FIELDS, LayerSpec, TrainConfig  # noqa: E402
 from mintaccel.model_export.train import train  # noqa: E402
 from mintaccel.sim.encoding import rate_encode  # noqa: E402
 from mintaccel.sim.reference import run_batched  # noqa: E402
@@ -70,6 +70,10 @@ def main(argv=None):
     ap.add_argument("--threshold", type=float, default=1.0)
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--augment-shift", type=int, default=0, help="random training-image shifts of -K..K positions")
+    ap.add_argument("--float-init-epochs", type=int, default=0, help="start from the float twin trained N epochs")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (training times are for this many)")
     ap.add_argument("--memory", action="store_true", help="memory split of the exported models (see above)")
     ap.add_argument("--out", default="build/qat_accuracy", help="folder for --memory's model files")
@@ -86,7 +90,9 @@ def main(argv=None):
             cfg = TrainConfig(dataset=args.dataset, data_dir=args.data_dir, hidden=(args.hidden,), arch=arch,
                               layers=layer_specs(name, n_layers), timesteps=args.timesteps, reset=args.reset, leak=args.leak,
                               threshold=args.threshold, epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, seed=seed, threads=args.threads)
+                              lr=args.lr, seed=seed, threads=args.threads, augment_shift=args.augment_shift,
+                              float_init_epochs=args.float_init_epochs, label_smoothing=args.label_smoothing,
+                              weight_decay=args.weight_decay)
             r = train(cfg, split=split)
             if name != "float":
                 model = r.net.to_int_model(r.encoding)
@@ -102,7 +108,9 @@ def main(argv=None):
                      "mean_accuracy": statistics.mean(accs), "mean_train_seconds": statistics.mean(secs)})
     net = f"--arch {cfg.arch}" if arch else f"{args.hidden} hidden"
     table = Table(title=f"QAT on {args.dataset}: {net}, T={args.timesteps}, {args.reset} reset, leak {args.leak}, "
-                        f"threshold {args.threshold}, lr {args.lr}, {args.epochs} epochs, {args.threads} thread(s)")
+                        f"threshold {args.threshold}, lr {args.lr}, {args.epochs} epochs"
+                        + "".join(f", {k} {v}" for k, v in cfg.to_json().items() if k in OPTIONAL_FIELDS)
+                        + f", {args.threads} thread(s)")
     for col in ("scheme", "test accuracy (mean)", "per seed", "train s (mean)", "vs float"):
         table.add_column(col)
     base = next((r["mean_accuracy"] for r in rows if r["scheme"] == "float"), None)

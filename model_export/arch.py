@@ -19,8 +19,9 @@ from mintaccel.core.conv import CHANNELS_MAX, KERNEL_SIZES, POOL_SIZES, STRIDES,
 from mintaccel.core.errors import UserError
 from mintaccel.core.model import LAYER_SIZE_MAX
 
-#: The conv default of each data set (`--arch` without a value).
-DEFAULTS = {"digits": "c8k3,p2,c16k3,p2,f10", "mnist": "c16k5,p2,c32k5,p2,f10"}
+#: The conv default of each data set (`--arch` without a value): the networks tuned for 2/2 bits; their
+#: whole recipes (T, threshold, float init) are in the README's "The shipped model" section.
+DEFAULTS = {"digits": "c32k3,p2,c64k3,p2,f10", "mnist": "c16k5s2p2,c32k3,p2,f10"}
 GRAMMAR = "c<C>k<K>[s<S>][p<P>], p<K>[s<S>], s<K>[s<S>] or f<N>"
 
 _CONV = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?")

@@ -101,6 +101,16 @@ class TrainConfig:
     arch: str = ""
     """Layer tokens such as `c8k3,p2,c16k3,p2,f10` (model_export/arch.py), kept in their explicit
     spelling; empty: the MLP of `hidden`."""
+    augment_shift: int = 0
+    """Training-set augmentation: each training image moved by a random (dy, dx) in -K..K positions per
+    sample and batch, zeros shifted in (seeded by `seed`); 0: none. Needs image data."""
+    float_init_epochs: int = 0
+    """Train the float twin (same network, float weights and membranes) this many epochs first and start
+    from its weights (each quantized layer's scale re-initialised from them); 0: a random start."""
+    label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy on output spike counts (0: plain cross-entropy)."""
+    weight_decay: float = 0.0
+    """Adam's L2 weight decay (0: none)."""
 
     def __post_init__(self):
         if self.arch:
@@ -118,6 +128,13 @@ class TrainConfig:
         for name in ("timesteps", "epochs", "batch_size", "threads"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1")
+        for name in ("augment_shift", "float_init_epochs"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be at least 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError("label smoothing must be in [0, 1)")
+        if not 0 <= self.weight_decay < float("inf"):
+            raise UserError("weight decay must be a finite number >= 0")
         if any(h < 1 for h in self.hidden):
             raise UserError("hidden layer sizes must be at least 1")
         if not self.threshold > 0:
@@ -142,6 +159,9 @@ class TrainConfig:
         d["layers"] = [asdict(s) for s in self.layers]
         if not self.arch:  # an MLP's configuration reads as it always did
             del d["arch"]
+        for name in OPTIONAL_FIELDS:  # so do the configurations that leave the later options off
+            if d[name] == OPTIONAL_FIELDS[name]:
+                del d[name]
         return d
 
     @classmethod
@@ -151,6 +171,10 @@ class TrainConfig:
         d["layers"] = tuple(LayerSpec(**s) for s in d["layers"])
         return cls(**d)
 
+
+#: Training options added after the first shipped models, with their "off" value: `to_json` omits them
+#: when off, so the configuration those models record is still the one that remakes them.
+OPTIONAL_FIELDS = {"augment_shift": 0, "float_init_epochs": 0, "label_smoothing": 0.0, "weight_decay": 0.0}
 
 
 class QuantSNN(nn.Module):
@@ -183,6 +207,17 @@ class QuantSNN(nn.Module):
             else:
                 layers.append(QuantLIF(shape_in, shape_out, next(spec), cfg))
         self.layers = nn.ModuleList(layers)
+
+    @torch.no_grad()
+    def start_from(self, other: "QuantSNN") -> None:
+        """Take the weights and biases of `other`, a network of the same layers (its float twin), and
+        re-initialise each quantized layer's scale from them."""
+        for mine, theirs in zip(self.layers, other.layers):
+            if not isinstance(mine, Neurons):
+                continue
+            mine.synapse.load_state_dict(theirs.synapse.state_dict())
+            if mine.fmt is not None:
+                mine.scale.fill_(mine.quantizer.init_scale(mine.synapse.weight))
 
     def set_temperature(self, temperature: float):
         for m in self.modules():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -15,7 +16,7 @@ import torch
 from mintaccel.core.files import atomic_open
 from mintaccel.core.errors import UserError
 from mintaccel.model_export import datasets
-from mintaccel.model_export.qat import QuantSNN, TrainConfig
+from mintaccel.model_export.qat import LayerSpec, QuantSNN, TrainConfig
 from mintaccel.model_export.quantizers import temperature_schedule
 from mintaccel.sim.encoding import rate_encode
 from mintaccel.core.model import Encoding
@@ -62,13 +63,23 @@ def train(cfg: TrainConfig, progress=None, split: datasets.Split | None = None) 
     """Train a network as `cfg` says. `progress(epoch, epochs, loss)` is called after each epoch."""
     if split is None:
         split = datasets.load(cfg.dataset, cfg.data_dir, seed=datasets.DEFAULT_SEED)
+    if cfg.augment_shift and split.shape is None:
+        raise UserError(f"augment_shift needs image data: {split.name} has no image shape")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     sizes = [split.n_inputs, *cfg.hidden, split.n_classes]
     net = QuantSNN(sizes, cfg, split.shape if cfg.arch else None)
     xtr, xte = encoded(split, cfg.timesteps)
+    ytr = torch.from_numpy(split.y_train)
     start = time.perf_counter()
-    fit(net, xtr, torch.from_numpy(split.y_train), cfg, progress)
+    if cfg.float_init_epochs:
+        float_twin = dataclasses.replace(cfg, layers=(LayerSpec("float", "float"),), epochs=cfg.float_init_epochs,
+                                         float_init_epochs=0)
+        torch.manual_seed(cfg.seed)
+        init = QuantSNN(sizes, float_twin, net.input_shape)
+        fit(init, xtr, ytr, float_twin, None, split.shape)
+        net.start_from(init)
+    fit(net, xtr, ytr, cfg, progress, split.shape)
     seconds = time.perf_counter() - start
     net.eval()
     return TrainResult(net, cfg, Encoding("rate", split.levels),
@@ -94,14 +105,26 @@ def predictions_digest(predictions: np.ndarray) -> str:
     return hashlib.sha256(",".join(str(int(p)) for p in predictions).encode()).hexdigest()
 
 
-def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, progress=None) -> None:
+def shifted(x: torch.Tensor, shape: tuple[int, int, int], k: int, gen: torch.Generator) -> torch.Tensor:
+    """Spike trains [B, T, C*H*W] of images each moved by its own random (dy, dx) in -k..k, zeros shifted
+    in. The rate code is per pixel and a zero pixel never spikes, so this is the code of the moved image."""
+    c, h, w = shape
+    maps = torch.nn.functional.pad(x.view(len(x), -1, c, h, w), (k, k, k, k))
+    offsets = torch.randint(0, 2 * k + 1, (len(x), 2), generator=gen).tolist()
+    return torch.stack([m[..., dy:dy + h, dx:dx + w] for m, (dy, dx) in zip(maps, offsets)]).view(x.shape)
+
+
+def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, progress=None,
+        shape: tuple[int, int, int] | None = None) -> None:
     """The training loop: Adam with a cosine schedule, cross-entropy on output spike counts, the sigmoid
-    quantizers' temperature schedule; data order from `cfg.seed`. Leaves `net` in eval mode."""
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    quantizers' temperature schedule; data order from `cfg.seed`, `cfg.augment_shift` shifts of the
+    (C, H, W) `shape` images from their own stream. Leaves `net` in eval mode."""
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = (len(xtr) + cfg.batch_size - 1) // cfg.batch_size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(cfg.seed)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    shifts = torch.Generator().manual_seed(cfg.seed + 1)  # its own stream: the data order stays the same
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gain = 8.0 / cfg.timesteps  # logits of a comparable range whatever T is
     for epoch in range(cfg.epochs):
         net.train()
@@ -110,7 +133,8 @@ def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, p
         total = 0.0
         for i in range(0, len(xtr), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
-            loss = loss_fn(net(xtr[idx]) * gain, ytr[idx])
+            x = shifted(xtr[idx], shape, cfg.augment_shift, shifts) if cfg.augment_shift else xtr[idx]
+            loss = loss_fn(net(x) * gain, ytr[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -137,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
     p.add_argument("--threads", type=integer(1, THREADS_MAX), default=1,
                    help="torch threads (fixed for bit-exact reproducibility)")
+    p.add_argument("--augment-shift", type=integer(0, 3), default=0, metavar="K",
+                   help="move each training image by a random -K..K positions (seeded; image data sets)")
+    p.add_argument("--float-init-epochs", type=integer(0), default=0, metavar="N",
+                   help="train the float twin N epochs first and start from its weights")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy, in [0, 1)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 weight decay")
     p.add_argument("--float-baseline", action="store_true", help="also train the float SNN and report it")
     output_option(p, "-o", "--output", help="write a checkpoint (.pt, tensors and JSON only)")
     output_option(p, "--export", metavar="MODEL", help="write the integer model file")

@@ -149,6 +149,68 @@ def test_float_and_squat_conv_layers_train_but_do_not_export():
             result.net.to_int_model(Encoding())
 
 
+def test_shifted_spike_trains_are_the_rate_code_of_the_shifted_images():
+    """Augmentation moves the encoded trains; that equals encoding each image moved (zeros shifted in)."""
+    from mintaccel.model_export.train import shifted
+    from mintaccel.sim.encoding import rate_encode
+    split = datasets.digits()
+    pixels = split.x_train[:40]
+    x = torch.from_numpy(rate_encode(pixels, 6, split.levels)).float()
+    got = shifted(x, (1, 8, 8), 2, torch.Generator().manual_seed(5)).numpy()
+    offsets = torch.randint(0, 5, (40, 2), generator=torch.Generator().manual_seed(5)).tolist()
+    padded = np.pad(pixels.reshape(-1, 8, 8), ((0, 0), (2, 2), (2, 2)))
+    moved = np.stack([p[dy:dy + 8, dx:dx + 8] for p, (dy, dx) in zip(padded, offsets)]).reshape(40, 64)
+    assert len({tuple(o) for o in offsets}) > 5  # really different shifts
+    assert np.array_equal(got, rate_encode(moved, 6, split.levels))
+
+
+def test_training_options_are_recorded_only_when_on():
+    """The options added after the first shipped models leave an older configuration's JSON unchanged."""
+    from mintaccel.model_export.qat import OPTIONAL_FIELDS
+    assert not OPTIONAL_FIELDS.keys() & TrainConfig().to_json().keys()
+    cfg = TrainConfig(arch="c4k3,f10", augment_shift=1, float_init_epochs=2, label_smoothing=0.1,
+                      weight_decay=1e-4)
+    assert {k: cfg.to_json()[k] for k in OPTIONAL_FIELDS} == {"augment_shift": 1, "float_init_epochs": 2,
+                                                             "label_smoothing": 0.1, "weight_decay": 1e-4}
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+    for bad in ({"augment_shift": -1}, {"float_init_epochs": -1}, {"label_smoothing": 1.0},
+                {"weight_decay": -1.0}, {"weight_decay": float("nan")}):
+        with pytest.raises(UserError):
+            TrainConfig(**bad)
+
+
+def test_float_init_augmented_training_stays_exact_and_reproducible():
+    """A run with every new option on: eval equals the reference on the test split, twice the same bits."""
+    cfg = TrainConfig(arch="c6k3,p2,f10", epochs=2, augment_shift=1, float_init_epochs=2, label_smoothing=0.1,
+                      weight_decay=1e-4, reset="soft", threshold=2.0)
+    a, b = train(cfg), train(cfg)
+    model = a.net.to_int_model(a.encoding)
+    split = datasets.digits()
+    _, xte = encoded(split, model.timesteps)
+    ref = assert_same_trace(a.net, model, xte.numpy().astype(np.uint8), "all options")
+    assert float((ref.predictions == split.y_test).mean()) == a.test_accuracy > 0.2  # chance is 0.1
+    for x, y in zip(a.net.state_dict().values(), b.net.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_start_from_takes_the_float_twins_weights_and_rescales():
+    cfg = TrainConfig(arch="c4k3,p2,f10")
+    twin = QuantSNN([64, 10], TrainConfig(arch="c4k3,p2,f10", layers=(LayerSpec("float", "float"),)), (1, 8, 8))
+    torch.manual_seed(3)
+    net = QuantSNN([64, 10], cfg, (1, 8, 8))
+    net.start_from(twin)
+    for mine, theirs in ((net.layers[0], twin.layers[0]), (net.layers[-1], twin.layers[-1])):
+        assert torch.equal(mine.synapse.weight, theirs.synapse.weight)
+        assert mine.scale.item() == pytest.approx(mine.quantizer.init_scale(theirs.synapse.weight.detach()))
+
+
+def test_augment_shift_needs_image_data():
+    plain = datasets.Split("plain", 16, np.zeros((4, 3), np.uint8), np.arange(4) % 2, np.zeros((2, 3), np.uint8),
+                           np.arange(2), "plain vectors")
+    with pytest.raises(UserError, match="augment_shift needs image data"):
+        train(TrainConfig(hidden=(4,), augment_shift=1, epochs=1), split=plain)
+
+
 def test_conv_arch_needs_an_image_shape():
     with pytest.raises(UserError, match="needs image data"):
         QuantSNN([64, 10], TrainConfig(arch="c4k3,f10"))
