@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,10 @@ def shipped_model():
     from mintaccel.core.shipped import shipped_model_path
     from mintaccel.model_export.format import load_model
     return load_model(shipped_model_path())
+
+
+def sigint_as_in_a_terminal():
+    """`preexec_fn` of a child a test interrupts: its SIGINT as a terminal's foreground command has it,
+    so a test run started in the background (whose shell ignores SIGINT, which children inherit) tests
+    the same thing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -23,6 +23,7 @@ from mintaccel.cli import main
 from mintaccel.core.shipped import shipped_model_path
 from mintaccel.verify import harness
 from tests.cocotb.conftest import sim_params
+from tests.conftest import sigint_as_in_a_terminal
 
 SIMS = sim_params()
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +184,8 @@ def test_ctrl_c_during_the_runs(sim, target, tmp_path):
     env.pop("PYTEST_CURRENT_TEST", None)
     p = subprocess.Popen([str(MINTACCEL), "regress", "--sim", sim, "--networks", "400", "--seed", str(seed),
                           "--chunk", "50", "--jobs", "2", "--json", str(tmp_path / "r.json")], cwd=tmp_path,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=sigint_as_in_a_terminal)
     try:
         for _ in range(1200):  # the first chunk's job file: the worker threads have started
             if (first_run / "job.json").is_file() or p.poll() is not None:

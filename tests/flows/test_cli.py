@@ -15,6 +15,7 @@ import pytest
 from mintaccel.core.files import MARKER
 from mintaccel.flows import report as freport
 from mintaccel.model_export.format import save_model
+from tests.conftest import sigint_as_in_a_terminal
 from tests.flows.common import ROOT, assert_one_line_error, mintaccel
 from tests.flows.test_fit import mnist_model
 
@@ -261,7 +262,8 @@ def interrupt_when(args, ready, timeout=600):
     """Run `mintaccel args`, send SIGINT once `ready()` holds (polled), return (exit status, stderr)."""
     env = dict(os.environ, COLUMNS="200")
     proc = subprocess.Popen([sys.executable, "-m", "mintaccel.cli", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + timeout  # a guard against a hung test, not a timing assertion
     while not ready():
         assert proc.poll() is None, proc.communicate()[1]

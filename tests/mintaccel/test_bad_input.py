@@ -20,6 +20,7 @@ import pytest
 from mintaccel.cli import build_parser, main
 from mintaccel.core.files import MARKER
 from mintaccel.core.shipped import shipped_model_path
+from tests.conftest import sigint_as_in_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = shipped_model_path()
@@ -311,7 +312,7 @@ PROGRESS = re.compile(r"^\S.*\s\d+/\d+\s")  # a rich progress bar: `train ━━
 def start(args, cwd):
     env = dict(os.environ, COLUMNS="200")
     return subprocess.Popen([sys.executable, "-m", "mintaccel.cli", *map(str, args)], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_as_in_a_terminal)
 
 
 def interrupt_after(proc, stream, line_starts: str) -> tuple[str, str]:
