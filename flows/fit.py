@@ -158,13 +158,13 @@ def memory_shapes(cfg: HwConfig) -> tuple[MemoryShape, ...]:
     Yosys merges with their output registers and one combinational read (the OUTPUT stream).
     """
     from mintaccel.hw.generate import memory_map
-
     from mintaccel.hw.weight_memory import SPRAM_NAME
 
     mems = memory_map(cfg)["memories"]
     w = mems["weight_banks"]
     if cfg.weight_spram:  # one memory of all lanes, single port (shared address): SPRAM
-        out = [MemoryShape(f"weights.{SPRAM_NAME}", "weights", w["depth"], w["banks"] * w["width"], 1, 0, huge=True)]
+        out = [MemoryShape(f"weights.{SPRAM_NAME}", "weights", w["depth"], w["banks"] * w["width"], 1, 0,
+                           huge=True)]
     else:
         out = [MemoryShape(f"weights.bank{i}", "weights", w["depth"], w["width"], 1, 0) for i in range(w["banks"])]
     out.append(MemoryShape("membranes.mem", "membranes", mems["membranes"]["depth"], mems["membranes"]["width"], 1, 0))

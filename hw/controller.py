@@ -3,13 +3,13 @@
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them (its membrane
 and bias words are read in ENCODE's first cycle), and fires 5 cycles after ENCODE's DONE cycle; the
 other groups read the events back from the event memory.
-Per group: START (read membrane and bias words, issue the first event read), ACC (event index ->
-weight address (registered) -> N_PE weight codes (registered in the PE array) -> accumulate, a
-four-stage pipeline), FIRE (the
-threshold units take the group: P = lanes per unit beats, the first in the FIRE cycle). A group lasts
-at least 5 cycles, and its FIRE comes at least P cycles after the previous one's, so the shared units
-are free again (ACC waits when a group has fewer than P - 5 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after
-its FIRE, overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
+Per later group: START (read membrane and bias words, issue the first event read), ACC (event index
+-> weight address (registered) -> N_PE weight codes (registered in the PE array) -> accumulate, a
+four-stage pipeline), FIRE (the threshold units take the group: P = lanes per unit beats, the first in
+the FIRE cycle). A group lasts at least 5 cycles, and its FIRE comes at least P cycles after the
+previous one's, so the shared units are free again (ACC waits when a group has fewer than P - 5
+events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after its FIRE,
+overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
 cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
 """
 

@@ -95,8 +95,9 @@ class SpikeEncoder(wiring.Component):
                     m.d.comb += [self.words.ready.eq(1), self.stall.eq(~self.words.valid)]
                     with m.If(self.words.valid):
                         word(remaining - n)
-                        taken = self.words.payload & mask
-                        m.d.sync += [pending.eq(taken), empty.eq(Mux(self.trusted, ~self.nonzero, (self.host_word & mask) == 0)),
+                        host_empty = (self.host_word & mask) == 0
+                        m.d.sync += [pending.eq(self.words.payload & mask),
+                                     empty.eq(Mux(self.trusted, ~self.nonzero, host_empty)),
                                      more.eq(~last), base.eq(next_base),
                                      next_base.eq(next_base + n), self.word_index.eq(self.word_index + 1)]
                         m.d.comb += self.advance.eq(1)

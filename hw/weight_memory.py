@@ -43,7 +43,8 @@ class WeightMemory(wiring.Component):
         addr = Signal.like(self.raddr)
         m.d.comb += addr.eq(Mux(self.wen, self.waddr, self.raddr))
         if self.spram:
-            banks = [(memory.Memory(shape=self.n_pe * wb, depth=self.depth, init=[], attrs=SPRAM_ATTRS), 0, self.n_pe * wb)]
+            width = self.n_pe * wb
+            banks = [(memory.Memory(shape=width, depth=self.depth, init=[], attrs=SPRAM_ATTRS), 0, width)]
         else:
             banks = [(memory.Memory(shape=wb, depth=self.depth,
                                     init=[int(v) for v in self._init[i]] if self._init is not None else []),

@@ -3,15 +3,17 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + 1 + W[l] + E[l][t] + 1 + 5 + (G[l] - 1) * max(E[l][t] + 5, P) + P + 5 ) )
+    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + 1 + W[l] + E[l][t] + 1 + 5
+                                          + (G[l] - 1) * max(E[l][t] + 5, P) + P + 5 ) )
              (+ stalls; P = lanes per threshold unit, 1 when every lane has its own)
 
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them, and costs
 5 cycles after it (the pipeline drains, FIRE). The five overhead cycles of every later group are split
 as the RTL (hw/controller.py) spends them: START (read the membrane and bias words, issue the first
 event read), three pipeline-drain cycles at the end of ACC (event index -> registered weight address ->
-weight read -> registered codes -> accumulate is four stages deep), FIRE (the threshold pipeline takes H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the previous
-one's (WAIT cycles at the end of ACC when E + 5 < P). The threshold pipeline writes each group back
+weight read -> registered codes -> accumulate is four stages deep), FIRE (the threshold pipeline
+takes H = u + acc). With shared threshold units a group's FIRE comes at least P cycles after the
+previous one's (WAIT cycles at the end of ACC when E + 5 < P). The threshold pipeline writes each group back
 P - 1 + 6 cycles after its FIRE, overlapping the next group; after a layer's last group DRAIN waits
 those cycles (core.hwconfig.THRESHOLD_LATENCY = 6, which the RTL's ThresholdUnit.LATENCY is too).
 """
