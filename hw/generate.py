@@ -11,7 +11,7 @@ from amaranth.hdl import Shape
 
 from mintaccel.core.encodings import LoadSpace
 from mintaccel.core.files import atomic_folder, check_output_folder
-from mintaccel.core.hwconfig import HwConfig, check_fits, layout
+from mintaccel.core.hwconfig import HwConfig, check_fits, layout, refuse_conv
 from mintaccel.hw.host_interface import load_layout
 from mintaccel.hw.images import bias_words, load_sequence, weight_banks
 from mintaccel.hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_values
@@ -80,6 +80,7 @@ def generate(out: str | Path, cfg: HwConfig, model: IntModel | None = None, prel
     plain Verilog that every synthesis and simulation tool reads."""
     out = Path(out)
     if model is not None:
+        refuse_conv(model)
         check_fits(model, cfg)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise UserError(f"{out} exists and is not a folder written by mintaccel generate; choose another --out")

@@ -6,7 +6,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from mintaccel.core.hwconfig import HwConfig, check_fits
+from mintaccel.core.errors import UserError
+from mintaccel.core.hwconfig import HwConfig, check_fits, refuse_conv
 from mintaccel.hw.controller import Controller
 from mintaccel.hw.host_interface import HostInterface, load_layout
 from mintaccel.hw.images import bias_words, weight_banks
@@ -32,7 +33,11 @@ class Accelerator(wiring.Component):
     def __init__(self, cfg: HwConfig, model: IntModel | None = None, assertions: bool = True):
         """With `model`, registers and memories start with the model loaded (see hw.registers).
         `assertions`: keep the RTL's `Assert`s (simulation and formal); False gives plain Verilog."""
+        if cfg.max_map_words:
+            raise UserError("hardware config: max_map_words must be 0: the RTL has no map buffers yet (conv "
+                            "networks run in `mintaccel simulate`)")
         if model is not None:
+            refuse_conv(model)
             check_fits(model, cfg)
         self.cfg, self.model, self.assertions = cfg, model, assertions
         super().__init__({

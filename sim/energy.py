@@ -263,7 +263,7 @@ def estimate(result, table: EnergyTable | None = None) -> EnergyEstimate:
     from mintaccel.sim.cycle.counts import ARITHMETIC
 
     table = table or DEFAULT
-    b, n_layers = result.batch, len(result.model.layers)
+    b, n_layers = result.batch, result.activity.n_layers
     sums = {k: np.zeros((b, n_layers)) for k in ("compute", "control", "memory")}
     blocks = {}
     for name, counts in result.blocks.items():

@@ -147,14 +147,15 @@ def _print(s: dict, result, est, model_path: Path, shape: str, data: str) -> Non
 
     act, ph = result.activity, result.phases
     t = Table(title="per layer (means per inference)", title_justify="left")
-    for c in ("layer", "in -> out", "W x G", "input events", "spikes out", "effective SOPs", "dense SOPs", "cycles",
+    for c in ("layer", "in -> out", "W x G (x positions)", "input events", "spikes out", "effective SOPs", "dense SOPs", "cycles",
               "compute (est.)", "memory (est.)"):
         t.add_column(c, justify="right")
     layer_cycles = ph.layer_step.sum(axis=1).mean(axis=0)
     pe = result.blocks["pe_array"].ops
-    for l, layer in enumerate(result.model.layers):
+    for l, view in enumerate(act.views):
         pl = est.per_layer[l]
-        t.add_row(str(l), f"{layer.n_in} -> {layer.n_out}", f"{act.words[l]} x {act.groups[l]}",
+        shape = f" x {view.positions}" if view.positions > 1 else ""
+        t.add_row(f"{view.index} {view.layer.kind}", _in_out(view), f"{act.words[l]} x {act.groups[l]}{shape}",
                   f"{act.events[:, :, l].sum(axis=1).mean():,.1f}", f"{act.spikes[:, :, l].sum(axis=1).mean():,.1f}",
                   f"{pe['additions'][:, l].mean():,.0f}", f"{pe['sops'][:, l].mean():,.0f}", f"{layer_cycles[l]:,.1f}",
                   f"{pl['compute_pj']:,.1f} pJ", f"{pl['memory_pj']:,.1f} pJ")
@@ -177,6 +178,14 @@ def _print(s: dict, result, est, model_path: Path, shape: str, data: str) -> Non
     report.console.print(t)
 
 
+def _in_out(view) -> str:
+    """`64 -> 128` for a dense layer on a vector; `32x8x8 max2 -> 64x4x4` through the map reader."""
+    if not view.is_map:
+        return f"{view.layer.n_in} -> {view.layer.n_out}"
+    pool = f" {view.pool_op}{view.pool_kernel}" if view.pool_op else ""
+    return f"{'x'.join(map(str, view.in_shape))}{pool} -> {'x'.join(map(str, view.out_shape))}"
+
+
 def _json(s: dict, result, est, model_path: Path, data: str, stall, plots: list) -> dict:
     ph = result.phases
     cfg = dataclasses.asdict(result.cfg)
@@ -197,13 +206,14 @@ def _json(s: dict, result, est, model_path: Path, data: str, stall, plots: list)
             "per_layer_step_mean": ph.layer_step.mean(axis=0).tolist(),
         },
         "layers": [{
-            "inputs": layer.n_in, "outputs": layer.n_out, "words": int(act.words[l]), "groups": int(act.groups[l]),
+            "index": view.index, "kind": view.layer.kind, "inputs": view.layer.n_in, "outputs": view.layer.n_out,
+            "words": int(act.words[l]), "groups": int(act.groups[l]), "positions": int(view.positions),
             "events_per_inference": float(act.events[:, :, l].sum(axis=1).mean()),
             "spikes_per_inference": float(act.spikes[:, :, l].sum(axis=1).mean()),
             "sops_per_inference": float(result.blocks["pe_array"].ops["sops"][:, l].mean()),
             "effective_sops_per_inference": float(result.blocks["pe_array"].ops["additions"][:, l].mean()),
             "cycles_per_inference": float(ph.layer_step[:, :, l].sum(axis=1).mean()),
-        } for l, layer in enumerate(result.model.layers)],
+        } for l, view in enumerate(act.views)],
         "blocks": {name: b.mean() for name, b in result.blocks.items()},
         "energy": est.to_json(),
         "predictions": result.predictions.tolist(),

@@ -291,7 +291,7 @@ def cmd_run(args) -> int:
 
 SYNTH_DIR = "synth-ice40-up5k"
 SHIPPED_CONV_MODEL = "digits-conv-w2m2.npz"
-"""The digits conv net the demo shows next to the MLP (reference model only: the accelerator is dense)."""
+"""The digits conv net the demo shows next to the MLP (reference model and cycle simulator: the RTL is dense)."""
 
 
 def _demo_models(args):
@@ -332,24 +332,30 @@ def _memory_rows(fp: dict, fp8: dict, prefix: str = "") -> list[tuple]:
                                                    f"{report.percent(1 - fp['quantized'] / fp8['quantized'])} smaller")]
 
 
-def _demo_conv(conv_path: Path, conv) -> tuple[list[tuple], dict | None]:
-    """The conv model's rows and figures: accuracy on the reference model, its memory split."""
+def _demo_conv(conv_path: Path, conv, clock_mhz: float) -> tuple[list[tuple], dict | None]:
+    """The conv model's rows and figures: accuracy on the reference model, its memory split, and the
+    cycle-accurate simulator's figures (its conv datapath: docs/microarchitecture.md, "Conv networks")."""
     name = f"conv model ({conv_path.name})"
     if conv is None:
         return [(name, "not in this install (give one with --conv-model)")], None
+    from mintaccel.sim.cycle import summary
     from mintaccel.sim.reference import run_batched
     spikes, split = _dataset_inputs("digits", None, conv)
     trace = run_batched(conv, spikes)
     acc = float((trace.predictions == split.y_test).mean())
     fp, fp8 = conv.footprint_bits(), conv.footprint_bits(membrane_bits=8)
+    cyc = summary(conv, spikes, split.y_test, clock_mhz)
     rows = [(name, f"{_architecture(conv)}, {report.formats_text(conv)}, T = {conv.timesteps}"),
             ("conv quantized accuracy (integer reference model, now)", report.percent(acc)),
             *_memory_rows(fp, fp8, "conv "),
-            ("conv model on the accelerator", "comes with the conv hardware (a later issue): "
-                                              "the accelerator runs dense layers only for now")]
+            ("conv on the cycle-accurate simulator", f"{report.percent(cyc['accuracy'])}, "
+             f"{cyc['cycles_per_inference']:,.0f} cycles per inference ({cyc['n_pe']} PEs), "
+             f"{cyc['latency_us']:,.0f} us at {clock_mhz:g} MHz, {cyc['energy_total_pj'] / 1000:.1f} nJ with memory (estimate)"),
+            ("conv model in the RTL", "comes with the conv datapath's RTL (a later issue): "
+                                      "generate, synth and regress run dense layers only for now")]
     return rows, {"model": str(conv_path), "samples": len(spikes), "quantized_accuracy": acc,
                   "recorded_test_accuracy": conv.meta.get("test_accuracy"), "footprint_bits": fp,
-                  "footprint_bits_8bit_membranes": fp8, "accelerator": "later issue (conv hardware)"}
+                  "footprint_bits_8bit_membranes": fp8, "cycle_accurate": cyc, "rtl": "later issue (conv datapath RTL)"}
 
 
 def cmd_demo(args) -> int:
@@ -382,7 +388,7 @@ def cmd_demo(args) -> int:
     figures = {"model": str(path), "data": split.description, "samples": len(spikes),
                "float_accuracy": float_acc, "quantized_accuracy": acc, "footprint_bits": fp,
                "footprint_bits_8bit_membranes": fp8}
-    conv_rows, figures["conv"] = _demo_conv(conv_path, conv)  # shown last: every row above is the MLP's
+    conv_rows, figures["conv"] = _demo_conv(conv_path, conv, args.clock)  # shown last: every row above is the MLP's
 
     cyc = summary(model, spikes, split.y_test, args.clock)
     figures["cycle_accurate"] = cyc

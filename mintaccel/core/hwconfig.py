@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from mintaccel.core.encodings import MEMBRANE_BITS, address_bits
 from mintaccel.core.errors import UserError
+from mintaccel.core.hwlayer import HwLayer, ceil_div, hw_layers, load_words
 from mintaccel.core.model import IntModel, WeightFormat, narrow_max
 
 THRESHOLD_LATENCY = 6
@@ -22,10 +23,6 @@ about ten times a PE's LUTs and is busy one cycle per lane, while a group takes 
 lanes per unit cost little time (docs/microarchitecture.md, "Shared units")."""
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def weight_max_for_bits(bits: int) -> int:
     """Largest |weight| of any format whose storage fits in `bits` bits."""
     return max(f.max_magnitude for f in WeightFormat.every() if f.bits <= bits)
@@ -38,9 +35,10 @@ class HwConfig:
     max_layers: int = 4
     """Layer register sets."""
     max_inputs: int = 1024
-    """Largest n_in of a layer (event memory depth)."""
+    """Largest number of events of one output position: n_in of a dense layer, C_in * K * K of a conv
+    (times the pool window after a sum pool); the event memory's depth."""
     max_neurons: int = 256
-    """Largest n_out of a layer (spike buffer bits)."""
+    """Largest neuron count of a layer, padded to whole groups (n_pe * groups): the spike buffer's bits."""
     max_timesteps: int = 255
     """Largest T."""
     weight_bits: int = 2
@@ -62,6 +60,9 @@ class HwConfig:
     weight_spram: int = 0
     """1: the weight memory is marked for the iCE40 UP5K's single-port SPRAM (it has no initial
     contents, so the host loads the weights at run time); 0: block RAM or whatever synthesis picks."""
+    max_map_words: int = 0
+    """Words of `n_pe` bits in each of the two map buffers of a conv build (docs/microarchitecture.md,
+    "Conv networks"); 0: a dense build, whose one spike buffer holds `max_neurons` bits."""
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # a JSON config can hold anything: a string is not a TypeError
@@ -84,6 +85,7 @@ class HwConfig:
                                            and self.n_pe % self.threshold_units == 0),
              "threshold_units must be 0 (one per lane) or a divisor of n_pe"),
             (self.weight_spram in (0, 1), "weight_spram must be 0 or 1"),
+            (0 <= self.max_map_words <= 65536, "max_map_words must be in 0..65536"),
         ]
         for ok, message in checks:
             if not ok:
@@ -135,25 +137,26 @@ class HwConfig:
         then `acc_bits` is set to what the largest threshold needs."""
         if not isinstance(n_pe, int) or not 1 <= n_pe <= 64:
             raise UserError(f"hardware config: n_pe must be in 1..64, not {n_pe}")
-        refuse_conv(model)
         need = layout(model, n_pe)
+        views = [p.view for p in need.layers]
         fields = dict(
             n_pe=n_pe,
-            max_layers=max(len(model.layers), 1),
-            max_inputs=max(2, max(l.n_in for l in model.layers)),
-            max_neurons=ceil_div(max(l.n_out for l in model.layers), n_pe) * n_pe,
+            max_layers=len(views),
+            max_inputs=max(2, max(v.max_events for v in views)),
+            max_neurons=max(v.out_words for v in views) * n_pe,
             max_timesteps=max(model.timesteps, 1),
-            weight_bits=max(l.weight_format.bits for l in model.layers),
-            membrane_bits=max(l.membrane_bits for l in model.layers),
-            bias_bits=max((l.bias_bits for l in model.layers), default=0),
+            weight_bits=max(v.layer.weight_format.bits for v in views),
+            membrane_bits=max(v.layer.membrane_bits for v in views),
+            bias_bits=max((v.layer.bias_bits for v in views), default=0),
             weight_depth=max(1, need.weight_words),
             membrane_depth=max(1, need.groups),
+            max_map_words=need.map_words,
         )
         if n_pe % DEFAULT_LANES_PER_UNIT == 0:
             fields["threshold_units"] = n_pe // DEFAULT_LANES_PER_UNIT
         fields.update(overrides)
         cfg = cls(**fields)
-        theta_bits = max(l.threshold for l in model.layers).bit_length() + 1
+        theta_bits = max(l.threshold for l in model.neuron_layers).bit_length() + 1
         if "acc_bits" not in overrides and theta_bits > cfg.accumulator_bits:
             cfg = dataclasses.replace(cfg, acc_bits=theta_bits)
         return cfg
@@ -161,59 +164,85 @@ class HwConfig:
 
 @dataclass(frozen=True)
 class LayerPlacement:
+    view: HwLayer
+    """The layer's geometry as the map reader sees it (mintaccel.core.hwlayer)."""
     weight_base: int
     """First weight-bank address of the layer."""
     membrane_base: int
-    """First membrane / bias word of the layer."""
-    groups: int
-    """Neuron groups G = ceil(n_out / n_pe)."""
-    words: int
-    """Input spike words W = ceil(n_in / n_pe)."""
+    """First membrane word of the layer."""
+    bias_base: int
+    """First bias word of the layer (one per output channel block; = membrane_base in a dense network)."""
+
+    @property
+    def groups(self) -> int:
+        """Neuron groups per output position: G = ceil(n_out / n_pe) for a dense layer, CB_out for a conv."""
+        return self.view.groups
+
+    @property
+    def words(self) -> int:
+        """Words the layer's input reader delivers per output position: W = ceil(n_in / n_pe) for a dense
+        layer on a vector, Kh * Kw * CB_in * pool_kernel^2 through the map reader."""
+        return self.view.reads
+
+    @property
+    def positions(self) -> int:
+        return self.view.positions
 
 
 @dataclass(frozen=True)
 class Layout:
     layers: tuple[LayerPlacement, ...]
+    """One per neuron layer (pools and flattens are folded into the next layer's map reader)."""
     weight_words: int
     """Weight-bank words used."""
     groups: int
-    """Membrane words used."""
+    """Membrane words used: neuron groups over all layers and positions."""
+    map_words: int
+    """Words of each map buffer (0: a dense network, no map buffers)."""
+    load_words: int
+    """Input words LOADed into a map buffer per step (0: layer 0 reads the host stream itself)."""
 
 
 def refuse_conv(model: IntModel) -> None:
-    """The accelerator runs dense networks (docs/arithmetic.md version 1); say so in one line for a
+    """The RTL runs dense networks only for now (docs/arithmetic.md version 1): say so in one line for a
     model with conv2d, pool or flatten layers, before any hardware work starts."""
     if not model.dense_only:
         kinds = ", ".join(sorted({l.kind for l in model.layers if l.kind != "dense"}))
-        raise UserError(f"this model has {kinds} layers: the accelerator (simulate, generate, synth, regress) "
-                        "runs dense layers only for now; `mintaccel run` and `mintaccel info` handle conv models")
+        raise UserError(f"this model has {kinds} layers: the RTL (generate, synth, regress) runs dense layers "
+                        "only for now; `mintaccel simulate` runs conv models cycle-accurately, "
+                        "`mintaccel run` and `mintaccel info` take them too")
 
 
 def layout(model: IntModel, n_pe: int) -> Layout:
     """Where each layer lives in the memories (docs/microarchitecture.md, 'Memories and their layout')."""
-    refuse_conv(model)
-    placements, wbase, mbase = [], 0, 0
-    for layer in model.layers:
-        g = ceil_div(layer.n_out, n_pe)
-        placements.append(LayerPlacement(wbase, mbase, g, ceil_div(layer.n_in, n_pe)))
-        wbase += g * layer.n_in
-        mbase += g
-    return Layout(tuple(placements), wbase, mbase)
+    views = hw_layers(model, n_pe)
+    placements, wbase, mbase, bbase = [], 0, 0, 0
+    for v in views:
+        placements.append(LayerPlacement(v, wbase, mbase, bbase))
+        wbase += v.weight_words
+        mbase += v.out_words
+        bbase += v.groups
+    maps = any(v.is_map for v in views)
+    map_words = max([load_words(views)] + [v.out_words for v in views]) if maps else 0
+    return Layout(tuple(placements), wbase, mbase, map_words, load_words(views))
 
 
 def check_fits(model: IntModel, cfg: HwConfig) -> None:
     """Refuse, with one line saying what does not fit, a model this build cannot run."""
     lay = layout(model, cfg.n_pe)
     problems = []
-    if len(model.layers) > cfg.max_layers:
-        problems.append(f"{len(model.layers)} layers > max_layers {cfg.max_layers}")
+    if len(lay.layers) > cfg.max_layers:
+        problems.append(f"{len(lay.layers)} neuron layers > max_layers {cfg.max_layers}")
     if model.timesteps > cfg.max_timesteps:
         problems.append(f"T = {model.timesteps} > max_timesteps {cfg.max_timesteps}")
-    for i, layer in enumerate(model.layers):
-        if layer.n_in > cfg.max_inputs:
-            problems.append(f"layer {i} has {layer.n_in} inputs > max_inputs {cfg.max_inputs}")
-        if layer.n_out > cfg.max_neurons:
-            problems.append(f"layer {i} has {layer.n_out} neurons > max_neurons {cfg.max_neurons}")
+    for place in lay.layers:
+        v, layer, i = place.view, place.view.layer, place.view.index
+        if v.max_events > cfg.max_inputs:
+            what = "inputs" if not v.is_map else "events per output position at most"
+            problems.append(f"layer {i} has {v.max_events} {what} > max_inputs {cfg.max_inputs}")
+        if v.out_words * cfg.n_pe > cfg.max_neurons:
+            what = f"{layer.n_out} neurons" if not v.is_map else f"{v.out_words} neuron groups of {cfg.n_pe}"
+            problems.append(f"layer {i} has {what} > max_neurons {cfg.max_neurons}")
         if layer.weight_format.bits > cfg.weight_bits:
             problems.append(f"layer {i} weights {layer.weight_format} need {layer.weight_format.bits} bits > weight_bits {cfg.weight_bits}")
         if layer.membrane_bits > cfg.membrane_bits:
@@ -226,5 +255,8 @@ def check_fits(model: IntModel, cfg: HwConfig) -> None:
         problems.append(f"weights need {lay.weight_words} words per bank > weight_depth {cfg.weight_depth}")
     if lay.groups > cfg.membrane_depth:
         problems.append(f"membranes need {lay.groups} words > membrane_depth {cfg.membrane_depth}")
+    if lay.map_words > cfg.max_map_words:
+        have = "a dense build has no map buffers" if not cfg.max_map_words else f"max_map_words {cfg.max_map_words}"
+        problems.append(f"feature maps need {lay.map_words} words per map buffer > {have}")
     if problems:
         raise UserError("model does not fit the hardware: " + "; ".join(problems))

@@ -470,7 +470,8 @@ def accelerator_build(sim: str, waves: bool | None = None) -> Build:
 
 def model_config(model):
     """The hardware `mintaccel generate --model` builds for `model` (the smallest that runs it)."""
-    from mintaccel.core.hwconfig import HwConfig, check_fits
+    from mintaccel.core.hwconfig import HwConfig, check_fits, refuse_conv
+    refuse_conv(model)
     cfg = HwConfig.for_model(model)
     check_fits(model, cfg)  # UserError, one line, if it cannot run there
     return cfg

@@ -3,9 +3,15 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( G[L-1] + sum_l ( 1 + 1 + W[l] + E[l][t] + 1 + 5
-                                          + (G[l] - 1) * max(E[l][t] + 5, P) + P + 5 ) )
-             (+ stalls; P = lanes per threshold unit, 1 when every lane has its own)
+    cycles = 2 + sum_t ( LOAD + O[L-1] + sum_l ( 1 + sum_q ( 1 + W[l] + E[l][t][q] + 1 + 5 + WAIT0[l][t][q]
+                                          + (G[l] - 1) * max(E[l][t][q] + 5, P) ) + P + 5 ) )
+             (+ stalls; P = lanes per threshold unit, 1 when every lane has its own;
+              WAIT0 = max(0, P - (1 + W + E + 1 + 5)) for positions q >= 1, 0 for q = 0)
+
+A dense layer has one position q, whose W words are its input vector's; a conv layer runs the same
+schedule once per output position, its W words being the receptive field (docs/microarchitecture.md,
+"Conv networks"). LOAD is the input map's words for a network whose layer 0 reads a map buffer (0
+otherwise) and O[L-1] the last layer's output words (G for a dense layer).
 
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them, and costs
 5 cycles after it (the pipeline drains, FIRE). The five overhead cycles of every later group are split
@@ -50,6 +56,7 @@ FIRST_GROUP_DRAIN = 4  # group 0: the encoder's last event is registered once mo
 GROUP_FIRE = 1         # per group: the threshold pipeline takes H = u + acc
 LAYER_DRAIN = THRESHOLD_LATENCY  # per layer and step: the threshold pipeline's last write-back (6), plus P - 1
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
+LOAD_PER_WORD = 1      # per input map word LOADed into a map buffer, per step (conv networks)
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,14 @@ class PhaseCycles:
     fire: np.ndarray
     """int64 [B, T, L]: one per group."""
     wait: np.ndarray
-    """int64 [B, T, L]: max(0, P - (E[l][t] + 5)) per group after the first: the shared threshold units
-    are still busy."""
+    """int64 [B, T, L]: max(0, P - (E[l][t][q] + 5)) per group after the first of a position, and
+    max(0, P - (ENCODE + 5)) for group 0 of positions q >= 1: the shared threshold units are still busy."""
     drain: np.ndarray
     """int64 [B, T, L]: LAYER_DRAIN + P - 1 per layer and step."""
     output: np.ndarray
-    """int64 [B, T]: G[L-1] words of the last layer's spikes per step."""
+    """int64 [B, T]: the last layer's output words per step (G[L-1] for a dense layer)."""
+    load: np.ndarray
+    """int64 [B, T]: input map words LOADed into a map buffer per step (0 when layer 0 reads the stream)."""
 
     PHASES = ("setup", "encode", "group_start", "acc", "group_drain", "wait", "fire", "drain")
 
@@ -93,8 +102,8 @@ class PhaseCycles:
 
     @property
     def step(self) -> np.ndarray:
-        """int64 [B, T]: the cycles of step t (all layers, then OUTPUT)."""
-        return self.layer_step.sum(axis=2) + self.output
+        """int64 [B, T]: the cycles of step t (LOAD, all layers, then OUTPUT)."""
+        return self.load + self.layer_step.sum(axis=2) + self.output
 
     @property
     def total(self) -> np.ndarray:
@@ -107,39 +116,49 @@ class PhaseCycles:
         for name in self.PHASES:
             d[name] = getattr(self, name).sum(axis=(1, 2))
         d["output"] = self.output.sum(axis=1)
+        d["load"] = self.load.sum(axis=1)
         return d
 
 
-def phase_cycles(events: np.ndarray, words: np.ndarray, groups: np.ndarray, lanes_per_unit: int = 1) -> PhaseCycles:
-    """docs/microarchitecture.md's cycle cost from E = events [B, T, L], W = words [L], G = groups [L] and
-    P = lanes per threshold unit."""
-    e = np.asarray(events, np.int64)
+def phase_cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: int = 0) -> PhaseCycles:
+    """docs/microarchitecture.md's cycle cost from the events, W = words [L] (per position), G = groups
+    [L] (per position) and P = lanes per threshold unit. `events` is E[l][t][q]: a sequence of L arrays
+    int64 [B, T, positions of l], or one array [B, T, L] for layers of one position each (dense)."""
+    if isinstance(events, np.ndarray):
+        events = [events[:, :, l:l + 1] for l in range(events.shape[2])]
+    per_layer = [np.asarray(e, np.int64) for e in events]
     p = int(lanes_per_unit)
-    w = np.broadcast_to(np.asarray(words, np.int64), e.shape)
-    g = np.broadcast_to(np.asarray(groups, np.int64), e.shape)
-    return PhaseCycles(
-        run=RUN_START + RUN_DONE,
-        setup=np.full(e.shape, SETUP, np.int64),
-        encode=ENCODE_START + ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e + ENCODE_DONE,
-        group_start=GROUP_START * (g - 1),
-        acc=ACC_PER_EVENT * e * (g - 1),
-        group_drain=FIRST_GROUP_DRAIN + GROUP_DRAIN * (g - 1),
-        fire=GROUP_FIRE * g,
-        wait=np.maximum(0, p - (GROUP_START + ACC_PER_EVENT * e + GROUP_DRAIN + GROUP_FIRE)) * (g - 1),
-        drain=np.full(e.shape, LAYER_DRAIN + p - 1, np.int64),
-        output=OUTPUT_PER_WORD * g[:, :, -1],
-    )
+    shape = per_layer[0].shape[:2] + (len(per_layer),)
+    f = {name: np.zeros(shape, np.int64) for name in PhaseCycles.PHASES}
+    later = GROUP_START + GROUP_DRAIN + GROUP_FIRE  # a later group's cycles besides its events
+    for l, e in enumerate(per_layer):
+        w, g, n = int(words[l]), int(groups[l]), e.shape[2]
+        total = e.sum(axis=2)
+        encode = ENCODE_START + ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e + ENCODE_DONE  # per position
+        f["setup"][:, :, l] = SETUP
+        f["encode"][:, :, l] = encode.sum(axis=2)
+        f["group_start"][:, :, l] = GROUP_START * (g - 1) * n
+        f["acc"][:, :, l] = ACC_PER_EVENT * total * (g - 1)
+        f["group_drain"][:, :, l] = (FIRST_GROUP_DRAIN + GROUP_DRAIN * (g - 1)) * n
+        f["fire"][:, :, l] = GROUP_FIRE * g * n
+        wait = (g - 1) * np.maximum(0, p - (later + ACC_PER_EVENT * e)).sum(axis=2)
+        first = encode[:, :, 1:] + FIRST_GROUP_DRAIN + GROUP_FIRE  # group 0 of positions 1.. after the last FIRE
+        f["wait"][:, :, l] = wait + np.maximum(0, p - first).sum(axis=2)
+        f["drain"][:, :, l] = LAYER_DRAIN + p - 1
+    out_words = int(groups[-1]) * per_layer[-1].shape[2]
+    return PhaseCycles(run=RUN_START + RUN_DONE, output=np.full(shape[:2], OUTPUT_PER_WORD * out_words, np.int64),
+                       load=np.full(shape[:2], LOAD_PER_WORD * load_words, np.int64), **f)
 
 
-def cycles(events: np.ndarray, words, groups, lanes_per_unit: int = 1) -> np.ndarray:
+def cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: int = 0) -> np.ndarray:
     """int64 [B]: total cycles of each inference without stalls (the formula of the doc)."""
-    return phase_cycles(events, words, groups, lanes_per_unit).total
+    return phase_cycles(events, words, groups, lanes_per_unit, load_words=load_words).total
 
 
 @dataclass(frozen=True)
 class Stalls:
     input: np.ndarray
-    """int64 [B, T]: cycles layer 0's encoder waited for `spikes_in` words."""
+    """int64 [B, T]: cycles layer 0's encoder (or LOAD) waited for `spikes_in` words."""
     output: np.ndarray
     """int64 [B, T]: cycles OUTPUT waited for the host to take `spikes_out` words."""
 
@@ -207,10 +226,11 @@ BLOCKS = (host_interface, spike_encoder, event_memory, weight_memory, pe_array, 
 
 def account(act: Activity, stall_model: StallModel | None = None) -> CycleResult:
     """Cycles and event counts of every block for the spike patterns in `act` (vectorized over the batch)."""
-    phases = phase_cycles(act.events, act.words, act.groups, act.cfg.lanes_per_unit)
+    load = act.layout.load_words
+    phases = phase_cycles(act.position_events, act.words, act.groups, act.cfg.lanes_per_unit, load_words=load)
     steps = (act.batch, act.timesteps)
-    in_words = np.full(steps, act.words[0] * ENCODE_PER_WORD, np.int64)
-    out_words = np.full(steps, act.groups[-1] * OUTPUT_PER_WORD, np.int64)
+    in_words = np.full(steps, load * LOAD_PER_WORD if load else act.words[0] * ENCODE_PER_WORD, np.int64)
+    out_words = np.full(steps, act.out_words[-1] * OUTPUT_PER_WORD, np.int64)
     s_in, s_out = (stall_model or NoStall()).stalls(in_words, out_words)
     stalls = Stalls(np.asarray(s_in, np.int64).reshape(steps), np.asarray(s_out, np.int64).reshape(steps))
     if (stalls.input < 0).any() or (stalls.output < 0).any():
@@ -226,7 +246,7 @@ def account(act: Activity, stall_model: StallModel | None = None) -> CycleResult
 
 def controller_counts(act: Activity, phases: PhaseCycles, stalls: Stalls, total: np.ndarray) -> BlockCounts:
     """Busy from START to DONE except stalls. Arithmetic: the weight address `base + j` per ACC cycle and
-    the running base `+= n_in` per group (docs/microarchitecture.md: no multiplier)."""
+    the running base `+= fan_in` per group (docs/microarchitecture.md: no multiplier)."""
     cfg = act.cfg
     acc_cycles = (act.events * act.groups).sum(axis=1)  # one address per event and group, group 0's too
     group_count = phases.fire.sum(axis=1) // GROUP_FIRE

@@ -1,4 +1,5 @@
-"""Host interface: accepts `start`, streams layer 0's input words in and the last layer's spike words out.
+"""Host interface: accepts `start`, streams the input words in (layer 0's, or the input map a conv network
+LOADs) and the last layer's spike words out.
 
 Busy in the START and DONE cycles and in every cycle a stream word is transferred; stalled while the
 host keeps `spikes_in` invalid or `spikes_out` not ready. Stream traffic is counted in words; its
@@ -18,8 +19,8 @@ def account(act, phases, stalls, total) -> BlockCounts:
     b, t, n = act.batch, act.timesteps, act.n_layers
     inputs = np.zeros((b, n), np.int64)
     outputs = np.zeros((b, n), np.int64)
-    inputs[:, 0] = act.words[0] * t
-    outputs[:, -1] = act.groups[-1] * t
+    inputs[:, 0] = (act.layout.load_words or act.words[0]) * t  # LOADed map words, or layer 0's stream
+    outputs[:, -1] = act.out_words[-1] * t
     busy = phases.run + inputs[:, 0] + outputs[:, -1]
     return BlockCounts(NAME, "io", busy=busy, stall=stalls.total, total=total,
                        ops={"input_words": inputs, "output_words": outputs})

@@ -1,7 +1,8 @@
 """Processing-element array: `n_pe` accumulators, each adding its decoded weight on every ACC cycle.
 
 Per event and neuron group, all `n_pe` lanes operate (lanes past `n_out` too, on padding):
-`lane_ops` = E * G * n_pe. `sops` = E * n_out are the useful synaptic operations. Of the lane
+`lane_ops` = E * G * n_pe. `sops` = E * n_out are the useful synaptic operations (E * C_out for a conv,
+whose event reaches the C_out neurons of its position). Of the lane
 operations, `additions` met a nonzero weight on a real neuron and `zero_additions` a zero weight or a
 padding lane: the RTL adds them too (acc + 0), sim/energy.py prices them with `zero_add_factor`.
 Binary weights add or subtract, power-of-two weights are decoded by a constant table (no multiplier,
@@ -22,7 +23,7 @@ def account(act, phases, stalls, total) -> BlockCounts:
     additions = act.weight_hits.sum(axis=1)
     return BlockCounts(
         NAME, "compute", busy=(act.events * act.groups).sum(axis=(1, 2)), stall=0 * total, total=total,
-        ops={"sops": (act.events * act.n_out).sum(axis=1), "lane_ops": lane_ops,
+        ops={"sops": (act.events * act.out_channels).sum(axis=1), "lane_ops": lane_ops,
              "additions": additions, "zero_additions": lane_ops - additions,
-             "loads": (0 * act.events + act.groups * cfg.n_pe).sum(axis=1)},
+             "loads": (0 * act.events + act.out_words * cfg.n_pe).sum(axis=1)},
         op_bits={"additions": cfg.accumulator_bits, "zero_additions": cfg.accumulator_bits})

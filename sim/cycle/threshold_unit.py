@@ -33,8 +33,8 @@ def ops_per_update(layer) -> dict[str, int]:
 
 def account(act, phases, stalls, total) -> BlockCounts:
     cfg, b = act.cfg, act.batch
-    updates = per_layer(act.groups * cfg.n_pe * act.timesteps, b)
-    per = [ops_per_update(layer) for layer in act.model.layers]
+    updates = per_layer(act.out_words * cfg.n_pe * act.timesteps, b)
+    per = [ops_per_update(v.layer) for v in act.views]
     ops = {"updates": updates, "spikes": act.spikes.sum(axis=1)}
     for kind in ("additions", "shifts", "comparisons"):
         ops[kind] = updates * np.array([p[kind] for p in per], np.int64)

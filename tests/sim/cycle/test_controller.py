@@ -70,7 +70,7 @@ def test_worked_example_by_hand(worked):
     assert r.phases.step[0].tolist() == [27, 29, 25, 25]
     assert {k: int(v[0]) for k, v in r.phases.per_phase().items()} == {
         "run": 2, "setup": 4, "encode": 4 + 8 + 7 + 4, "group_start": 4, "acc": 7, "group_drain": 28, "wait": 0, "fire": 8,
-        "drain": 24, "output": 8}
+        "drain": 24, "output": 8, "load": 0}
 
 
 def test_pot_zero_weight_example_by_hand():
@@ -120,3 +120,154 @@ def test_vectorized_over_samples_equals_one_at_a_time():
         for name, counts in one.blocks.items():
             for op, a in counts.ops.items():
                 assert np.array_equal(a[0], batch.blocks[name].ops[op][b]), (name, op)
+
+
+# ---- conv networks (docs/microarchitecture.md, "Conv networks") ----
+
+def conv_doc_formula(model, x, n_pe, p=1) -> list[int]:
+    """The doc's conv formula, scalar, from the model's layers and the reference run: every output
+    position's events counted tap by tap over its receptive field (padding taps hold nothing)."""
+    trace = run(model, x)
+    layers = model.layers
+    first_map = layers[0].kind in ("conv2d", "pool")  # layer 0 reads a map buffer: the input is LOADed
+    totals = []
+    for b in range(x.shape[0]):
+        total = 2
+        for t in range(model.timesteps):
+            if first_map:
+                c, h, w = layers[0].in_shape
+                total += h * w * math.ceil(c / n_pe)
+            last_words = 0
+            for i, layer in enumerate(layers):
+                if layer.kind not in ("dense", "conv2d"):
+                    continue
+                v = x[b, t] if i == 0 else trace.spikes[i - 1][b, t]
+                before = [l for l in layers[:i] if l.kind != "flatten"]
+                pool = before[-1] if before and before[-1].kind == "pool" else None
+                kp = pool.kernel if pool else 1
+                if layer.kind == "conv2d":
+                    c, h, w = layer.in_shape
+                    k, s, pad = layer.kernel, layer.stride, layer.padding
+                    vm = v.reshape(c, h, w)
+                    _, ho, wo = layer.out_shape
+                    events = []
+                    for oy in range(ho):
+                        for ox in range(wo):
+                            e = 0
+                            for ky in range(k):
+                                for kx in range(k):
+                                    py, px = oy * s - pad + ky, ox * s - pad + kx
+                                    if 0 <= py < h and 0 <= px < w:
+                                        e += int(vm[:, py, px].sum())
+                            events.append(e)
+                    words, out_c = k * k * math.ceil(c / n_pe) * kp * kp, layer.out_channels
+                elif i > 0 and layers[i - 1].kind == "flatten" and i - 1 > 0:  # the whole map is the window
+                    c, h, w = layers[i - 1].in_shape
+                    events, words, out_c = [int(v.sum())], h * w * math.ceil(c / n_pe) * kp * kp, layer.n_out
+                else:
+                    events, words, out_c = [int(v.sum())], math.ceil(layer.n_in / n_pe), layer.n_out
+                g = math.ceil(out_c / n_pe)
+                total += 1  # SETUP
+                for q, e in enumerate(events):
+                    encode = 1 + words + e + 1
+                    total += encode + 5 + (max(0, p - (encode + 5)) if q else 0) + (g - 1) * max(e + 5, p)
+                total += p - 1 + 6  # DRAIN
+                last_words = len(events) * g
+            total += last_words  # OUTPUT
+        totals.append(total)
+    return totals
+
+
+def random_conv_net(seed: int) -> IntModel:
+    """A random small conv network: the chain (pool first, flatten first, conv last, dense heads), kernel,
+    stride, padding, pool op / window / stride, channels (some past n_pe) and formats drawn from `seed`."""
+    from mintaccel.core.conv import Conv2dLayer, FlattenLayer, PoolLayer
+    from mintaccel.core.model import MEMBRANE_BITS, RESETS
+    from tests.conftest import random_layer
+    rng = np.random.default_rng(seed)
+    formats = WeightFormat.every()
+
+    def conv(shape):
+        fmt = formats[rng.integers(len(formats))]
+        k = int(rng.integers(1, min(4, min(shape[1:]) + 1)))
+        c_out = int(rng.integers(1, 12))
+        bias_bits = int(rng.choice([0, 4]))
+        return Conv2dLayer(rng.choice(fmt.levels(), size=(c_out, shape[0], k, k)), fmt,
+                           int(rng.choice(MEMBRANE_BITS)), int(rng.integers(1, 4)), str(rng.choice(RESETS)),
+                           Leak("shift", 1), rng.integers(-7, 8, size=c_out) if bias_bits else None, bias_bits,
+                           in_shape=shape, stride=int(rng.choice([1, 2])), padding=int(rng.integers(0, k)))
+
+    def pool(shape):
+        k = int(rng.integers(1, min(3, min(shape[1:])) + 1))
+        return PoolLayer(str(rng.choice(["max", "sum"])), shape, k, int(rng.integers(1, k + 1)))
+
+    shape = (int(rng.integers(1, 4)), int(rng.integers(3, 7)), int(rng.integers(3, 7)))
+    kind = rng.integers(4)
+    if kind == 0:  # flatten first: a dense network on a map-shaped input
+        flat = FlattenLayer(shape)
+        return IntModel((flat, random_layer(rng, flat.n_out, 4, formats[rng.integers(len(formats))], 2)), 3)
+    layers = [pool(shape)] if kind == 1 else []
+    layers.append(conv(layers[-1].out_shape if layers else shape))
+    if rng.random() < 0.6 and min(layers[-1].out_shape[1:]) >= 1:
+        layers.append(pool(layers[-1].out_shape))
+        layers.append(conv(layers[-1].out_shape))
+    if kind == 3:  # the last layer is a conv
+        return IntModel(tuple(layers), 3)
+    flat = FlattenLayer(layers[-1].out_shape)
+    head = random_layer(rng, flat.n_out, 3, formats[rng.integers(len(formats))], int(rng.choice(MEMBRANE_BITS)))
+    return IntModel(tuple(layers) + (flat, head), 3)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_conv_cycles_equal_the_doc_formula(seed):
+    model = random_conv_net(seed)
+    rng = np.random.default_rng(seed)
+    n_pe, units = [(1, 0), (2, 0), (4, 1), (8, 2), (8, 1), (16, 1)][seed % 6]  # P = 16: positions WAIT too
+    x = random_spikes(seed, 3, model.timesteps, model.n_inputs, density=float(rng.choice([0.05, 0.3, 0.7])))
+    cfg = HwConfig.for_model(model, n_pe, threshold_units=units)
+    r = simulate(model, x, cfg)
+    assert r.cycles.tolist() == conv_doc_formula(model, x, n_pe, cfg.lanes_per_unit), f"seed {seed}"
+    assert (sum(r.phases.per_phase().values()) == r.cycles).all()
+    assert np.array_equal(r.predictions, run(model, x).predictions)
+    for name, b in r.blocks.items():
+        assert (b.idle >= 0).all() and ((b.busy + b.idle + b.stall) == r.cycles).all(), name
+
+
+def test_conv_worked_example_by_hand():
+    """A 1 x 2 x 2 input, a 1 x 1 conv to 3 channels (every weight 1, threshold 1: a channel spikes where
+    the input does), flatten, dense 12 -> 1; n_pe = 2, one threshold unit per lane (P = 1), T = 1."""
+    from mintaccel.core.conv import Conv2dLayer, FlattenLayer
+    fmt = WeightFormat("uniform", 2)
+    conv = Conv2dLayer(np.ones((3, 1, 1, 1), np.int64), fmt, 2, 1, "hard", Leak("none"), in_shape=(1, 2, 2))
+    head = DenseLayer(weight=np.ones((1, 12), np.int64), weight_format=fmt, membrane_bits=2, threshold=1,
+                      reset="hard", leak=Leak("none"))
+    model = IntModel((conv, FlattenLayer(conv.out_shape), head), 1)
+    x = np.array([[[1, 0, 1, 1]]], np.uint8)
+    # LOAD: 4 input words (one per position, one channel block).
+    # conv: SETUP 1; per position q (W = 1 word, E_q = 1, 0, 1, 1 events, G = 2 channel blocks):
+    #   ENCODE 1 + 1 + E + 1, group 0 + 5, group 1 E + 5 -> 13 + 2E: 15, 13, 15, 15 = 58; DRAIN 6 -> 65.
+    # dense: the whole 3 x 2 x 2 map is its window: W = 2 x 2 positions x 2 blocks = 8 words; E = 9
+    #   spikes (3 channels at 3 positions): SETUP 1 + ENCODE 1 + 8 + 9 + 1 + group 0 5 + DRAIN 6 = 31.
+    # OUTPUT 1 word; START and DONE 2: 2 + 4 + 65 + 31 + 1 = 103.
+    r = simulate(model, x, HwConfig.for_model(model, 2))
+    assert r.cycles.tolist() == [103]
+    assert r.activity.position_events[0][0, 0].tolist() == [1, 0, 1, 1]
+    assert r.activity.events[0, 0].tolist() == [3, 9]
+    phases = {k: int(v[0]) for k, v in r.phases.per_phase().items()}
+    assert phases["load"] == 4 and phases["output"] == 1 and phases["encode"] == (4 * 3 + 3) + (10 + 9)
+    assert r.blocks["spike_buffer"].ops["reads"][0].tolist() == [4, 8 + 1]  # conv 4 (1 x 1 taps), dense 8, OUTPUT 1
+    assert r.blocks["membrane_memory"].ops["writes"][0].tolist() == [8, 1]  # 4 positions x 2 blocks, 1 group
+
+
+def test_conv_positions_wait_for_a_shared_threshold_unit():
+    """P = 16 (n_pe 16, one unit) and a 1 x 1 conv of one word per position: ENCODE + 5 = 8 + E < 16, so
+    group 0 of every position after the first waits 16 - (8 + E) cycles (the doc's WAIT0)."""
+    from mintaccel.core.conv import Conv2dLayer
+    conv = Conv2dLayer(np.ones((4, 2, 1, 1), np.int64), WeightFormat("uniform", 2), 2, 1, "hard", Leak("none"),
+                       in_shape=(2, 1, 3))
+    model = IntModel((conv,), 1)
+    x = np.array([[[1, 0, 0, 1, 1, 1]]], np.uint8)  # channel 0: 1 0 0, channel 1: 1 1 1 -> E_q = 2, 1, 1
+    r = simulate(model, x, HwConfig.for_model(model, 16, threshold_units=1))
+    assert r.activity.position_events[0][0, 0].tolist() == [2, 1, 1]
+    assert int(r.phases.wait[0, 0, 0]) == (16 - 9) + (16 - 9)
+    assert r.cycles.tolist() == conv_doc_formula(model, x, 16, 16)
