@@ -1,0 +1,150 @@
+"""Map reader: the address walk of a conv layer's receptive fields (docs/microarchitecture.md, "Conv networks").
+
+For every output position `(oy, ox)` (row-major), tap `(ky, kx)`, input channel block `b` and pool
+window word `(wy, wx)` (innermost) it emits one word descriptor per cycle: the map-buffer address of the
+stored word `((py*sp + wy)*W + px*sp + wx)*CB + b` at pooled tap `(py, px) = (oy*s - p + ky,
+ox*s - p + kx)`, whether the tap is inside the pooled map (a padding tap's word is zero and is not
+read), the tap-index base `(ky*Kw + kx)*C + b*n_pe` of its events, and the flags the encoder needs.
+
+No multiplier: every address is a running sum, each level of the walk keeps the address where it
+started and adds a step the host computed once per layer (`reader_values`), so each cycle costs one
+adder and a multiplexer per running value.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from mintaccel.core.encodings import address_bits
+from mintaccel.core.hwlayer import HwLayer
+
+SIDE_BITS = 11        # counts and sides up to 1024 (core.conv.MAP_SIDE_MAX) and the window of a flatten
+COORD_BITS = 13       # signed pooled coordinates: -6 .. 1024 + 6
+
+
+def step_bits(map_words: int) -> int:
+    """Signed width of the running addresses: a padded origin lies up to 6 rows and columns before the map."""
+    return address_bits(map_words) + 5
+
+
+def reader_layout(map_words: int, index_bits: int) -> data.StructLayout:
+    """The map reader's per-layer registers (values: `reader_values`)."""
+    a = signed(step_bits(map_words))
+    return data.StructLayout({
+        "ho": SIDE_BITS, "wo": SIDE_BITS,          # output positions
+        "kh": SIDE_BITS, "kw": SIDE_BITS,          # window, in pooled positions
+        "blocks": SIDE_BITS,                       # CB: words per stored position
+        "pool": 3, "pool_max": 1,                  # pool window side (1: none), 1 if its words are OR-ed
+        "channels": index_bits + 1,                # C: the tap base advances by C per tap
+        "hp": SIDE_BITS, "wp": SIDE_BITS,          # pooled map (inside test)
+        "stride": 2, "padding": 3,
+        "origin": a,                               # address of position (0, 0)'s tap (0, 0): -p*(row_step + col_step)
+        "col_step": a, "row_step": a,              # next tap column / row: sp*CB, sp*W*CB
+        "stored_row": a,                           # next pool-window row: W*CB (a pool-window column is CB)
+        "pos_col": a, "pos_row": a,                # next output column / row: s*col_step, s*row_step
+    })
+
+
+def reader_values(v: HwLayer) -> dict:
+    """Register values of layer `v` (the host's multiplications, once per layer)."""
+    _, _, w = v.in_shape
+    cb, sp, s, p = v.in_blocks, v.pool_stride, v.stride, v.padding
+    col, row = sp * cb, sp * w * cb
+    _, hp, wp = v.pooled_shape
+    return {"ho": v.out_shape[1], "wo": v.out_shape[2], "kh": v.kernel[0], "kw": v.kernel[1], "blocks": cb,
+            "pool": v.pool_kernel, "pool_max": int(v.pool_op == "max"), "channels": v.in_shape[0],
+            "hp": hp, "wp": wp, "stride": s, "padding": p, "origin": -p * (row + col),
+            "col_step": col, "row_step": row, "stored_row": w * cb, "pos_col": s * col, "pos_row": s * row}
+
+
+def descriptor_layout(map_words: int, index_bits: int) -> data.StructLayout:
+    return data.StructLayout({
+        "addr": address_bits(map_words),  # map-buffer word (meaningful when `inside`)
+        "inside": 1,                      # 0: a padding tap, its word is zero
+        "base": index_bits + 1,           # tap index of the word's bit 0
+        "merge": 1,                       # OR this word with the next (max pool, not the window's last)
+        "position_last": 1,
+        "layer_last": 1,
+    })
+
+
+class MapReader(wiring.Component):
+    def __init__(self, n_pe: int, map_words: int, index_bits: int):
+        if n_pe < 1 or map_words < 1 or index_bits < 1:
+            raise ValueError("n_pe, map_words and index_bits must be positive")
+        self.n_pe, self.map_words, self.index_bits = n_pe, map_words, index_bits
+        super().__init__({
+            "start": In(1),  # copy the registers and begin at position (0, 0)
+            "regs": In(reader_layout(map_words, index_bits)),
+            "words": Out(stream.Signature(descriptor_layout(map_words, index_bits))),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        r = Signal.like(self.regs)  # the layer's registers, constant while the walk runs
+        sb = step_bits(self.map_words)
+        cnt = {k: Signal(SIDE_BITS, name=k) for k in ("wx", "wy", "b", "kx", "ky", "ox", "oy")}
+        # running addresses: the start of each level of the walk, and the current word
+        lvl = {k: Signal(signed(sb), name=f"a_{k}") for k in ("word", "wrow", "blk", "tap", "trow", "pos", "prow")}
+        # pooled coordinates of the tap and of the position's origin
+        py, px, ry, rx = (Signal(signed(COORD_BITS), name=n) for n in ("py", "px", "ry", "rx"))
+        base, tap_base = Signal(self.index_bits + 1), Signal(self.index_bits + 1)
+        running = Signal()
+
+        last = {"wx": cnt["wx"] == r.pool - 1, "wy": cnt["wy"] == r.pool - 1, "b": cnt["b"] == r.blocks - 1,
+                "kx": cnt["kx"] == r.kw - 1, "ky": cnt["ky"] == r.kh - 1,
+                "ox": cnt["ox"] == r.wo - 1, "oy": cnt["oy"] == r.ho - 1}
+        window_last = last["wx"] & last["wy"]
+        position_last = window_last & last["b"] & last["kx"] & last["ky"]
+        d = self.words.payload
+        m.d.comb += [
+            self.busy.eq(running), self.words.valid.eq(running),
+            d.addr.eq(lvl["word"]), d.base.eq(base),
+            d.inside.eq((py >= 0) & (py < r.hp) & (px >= 0) & (px < r.wp)),
+            d.merge.eq(r.pool_max & ~window_last),
+            d.position_last.eq(position_last), d.layer_last.eq(position_last & last["ox"] & last["oy"]),
+        ]
+
+        def restart(levels, address):
+            """Every level from `levels` inward starts at `address`."""
+            for k in levels:
+                m.d.sync += lvl[k].eq(address)
+
+        inner = ["word", "wrow", "blk", "tap", "trow", "pos", "prow"]
+        with m.If(self.start):
+            m.d.sync += [r.eq(self.regs), running.eq(1), base.eq(0), tap_base.eq(0),
+                         py.eq(-self.regs.padding), px.eq(-self.regs.padding),
+                         ry.eq(-self.regs.padding), rx.eq(-self.regs.padding)]
+            m.d.sync += [c.eq(0) for c in cnt.values()]
+            restart(inner, self.regs.origin)
+        with m.Elif(running & self.words.ready):
+            m.d.sync += cnt["wx"].eq(cnt["wx"] + 1)
+            m.d.sync += lvl["word"].eq(lvl["word"] + r.blocks)  # the next pool-window column
+            with m.If(last["wx"]):
+                m.d.sync += [cnt["wx"].eq(0), cnt["wy"].eq(cnt["wy"] + 1)]
+                restart(inner[:2], lvl["wrow"] + r.stored_row)
+                with m.If(last["wy"]):
+                    m.d.sync += [cnt["wy"].eq(0), cnt["b"].eq(cnt["b"] + 1), base.eq(base + self.n_pe)]
+                    restart(inner[:3], lvl["blk"] + 1)
+                    with m.If(last["b"]):
+                        m.d.sync += [cnt["b"].eq(0), cnt["kx"].eq(cnt["kx"] + 1), px.eq(px + 1),
+                                     base.eq(tap_base + r.channels), tap_base.eq(tap_base + r.channels)]
+                        restart(inner[:4], lvl["tap"] + r.col_step)
+                        with m.If(last["kx"]):
+                            m.d.sync += [cnt["kx"].eq(0), cnt["ky"].eq(cnt["ky"] + 1), px.eq(rx), py.eq(py + 1)]
+                            restart(inner[:5], lvl["trow"] + r.row_step)
+                            with m.If(last["ky"]):  # the next output position
+                                m.d.sync += [cnt["ky"].eq(0), cnt["ox"].eq(cnt["ox"] + 1), base.eq(0),
+                                             tap_base.eq(0), rx.eq(rx + r.stride), px.eq(rx + r.stride), py.eq(ry)]
+                                restart(inner[:6], lvl["pos"] + r.pos_col)
+                                with m.If(last["ox"]):
+                                    m.d.sync += [cnt["ox"].eq(0), cnt["oy"].eq(cnt["oy"] + 1),
+                                                 rx.eq(-r.padding), px.eq(-r.padding),
+                                                 ry.eq(ry + r.stride), py.eq(ry + r.stride)]
+                                    restart(inner, lvl["prow"] + r.pos_row)
+                                    with m.If(last["oy"]):
+                                        m.d.sync += running.eq(0)
+        return m
