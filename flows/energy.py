@@ -196,13 +196,13 @@ def _memory_access(spec, rows: list[dict], target: Target, ebr_access: float, sp
         if in_spram and len(in_spram) == len(in_hard) and spram_access is not None:
             # the SPRAM weight memory: one address for all its SPRAMs, each reads one 16-bit row
             return sum(r["primitives"] for r in in_spram) * spram_access, "SPRAM"
-        # every bank in block RAM: each access reads one row of the primitives holding the word's width
+        # in block RAM: each access reads, in every memory of the block (the weight memory or its
+        # slices), one row of the primitives holding its width (8 lanes of 2 bits: one 256x16 EBR)
         active = 0
         for r in in_hard:
             per_prim_width = max(1, _mode_width(r["modes"]))
             active += math.ceil((r["width"] or per_prim_width) / per_prim_width)
-        per_bank = active / max(1, len(in_hard))
-        return spec.banks * per_bank * ebr_access, "block RAM"
+        return active * ebr_access, "block RAM"
     return spec.word_bits * soft_bit, "LUTs / flip-flops"
 
 

@@ -47,7 +47,7 @@ class MemoryShape:
     """One memory of the build as synthesis sees it after coarse optimisation."""
 
     name: str
-    """Its name in the synthesized netlist (`weights.bank0`, `membranes.mem`, ...)."""
+    """Its name in the synthesized netlist (`weights.mem`, `membranes.mem`, ...)."""
     group: str
     """What it holds, for messages: `weights`, `membranes`, `biases`, `events`, `spike buffer`."""
     depth: int
@@ -74,6 +74,8 @@ class Placement:
     """How many of them (0 in soft logic)."""
     cost: float
     """memory_libmap's cost of the chosen mapping (soft logic: one per bit)."""
+    blocks: int = 1
+    """Primitives cascaded in depth (1: none; more: a read multiplexer after them)."""
 
     @property
     def mapped_to(self) -> str:
@@ -150,27 +152,30 @@ class FitEstimate:
         }
 
 
-def memory_shapes(cfg: HwConfig) -> tuple[MemoryShape, ...]:
-    """Every memory of build `cfg`, named as in the synthesized netlist.
+def memory_shapes(cfg: HwConfig, target: Target | None = None) -> tuple[MemoryShape, ...]:
+    """Every memory of build `cfg`, named as in the synthesized netlist (on `target`: the weight
+    memory in the slices `weight_slice_bits` chooses).
 
-    Port structure (hw/): the weight banks, membrane, bias and event memories have one write port and
+    Port structure (hw/): the weight, membrane, bias and event memories have one write port and
     one registered read port with an enable; the spike buffer (hw/spike_buffer.py) has two reads that
     Yosys merges with their output registers and one combinational read (the OUTPUT stream).
     """
     from mintaccel.hw.generate import memory_map
-    from mintaccel.hw.weight_memory import SPRAM_NAME
+    from mintaccel.hw.weight_memory import SLICE_NAME
 
     mems = memory_map(cfg)["memories"]
     w = mems["weight_banks"]
-    if cfg.weight_spram:  # one memory of all lanes, single port (shared address): SPRAM
-        out = [MemoryShape(f"weights.{SPRAM_NAME}", "weights", w["depth"], w["banks"] * w["width"], 1, 0,
-                           huge=True)]
-    else:
-        out = [MemoryShape(f"weights.bank{i}", "weights", w["depth"], w["width"], 1, 0) for i in range(w["banks"])]
+    # one memory of all lanes side by side, single port (shared address); huge (SPRAM) if so chosen
+    out = [_weight_memory(cfg)]
+    cut = weight_slice_bits(cfg, target) if target is not None else 0
+    if cut:
+        width = out[0].width
+        out = [dataclasses.replace(out[0], name=f"weights.{SLICE_NAME}{i}", width=min(cut, width - lo))
+               for i, lo in enumerate(range(0, width, cut))]
     out.append(MemoryShape("membranes.mem", "membranes", mems["membranes"]["depth"], mems["membranes"]["width"], 1, 0))
     if mems["biases"]:
         out.append(MemoryShape("biases.mem", "biases", mems["biases"]["depth"], mems["biases"]["width"], 1, 0))
-    # an event index only addresses the weight banks (hw/controller.py): with 1-word banks nothing reads
+    # an event index only addresses the weight memory (hw/controller.py): with 1 word nothing reads
     # the event memory and Yosys removes it
     ev = mems["events"]
     if w["depth"] > 1:
@@ -178,6 +183,33 @@ def memory_shapes(cfg: HwConfig) -> tuple[MemoryShape, ...]:
     sb = mems["spike_buffer"]
     out.append(MemoryShape("spike_buffer.mem", "spike buffer", sb["depth"], sb["width"], 2, 1))
     return tuple(out)
+
+
+def _weight_memory(cfg: HwConfig) -> MemoryShape:
+    """The weight memory as one memory: `weight_depth` words of all lanes side by side."""
+    from mintaccel.hw.generate import memory_map
+    from mintaccel.hw.weight_memory import BRAM_NAME, SPRAM_NAME
+
+    w = memory_map(cfg)["memories"]["weight_banks"]
+    return MemoryShape(f"weights.{SPRAM_NAME if cfg.weight_spram else BRAM_NAME}", "weights", w["depth"],
+                       w["banks"] * w["width"], 1, 0, huge=bool(cfg.weight_spram))
+
+
+def weight_slice_bits(cfg: HwConfig, target: Target) -> int:
+    """Bits per slice of the block-RAM weight memory on `target` (0: one memory).
+
+    One memory packs the lanes side by side into the fewest block RAMs, but when that cascades
+    primitives in depth (MNIST 784-128-10 at 32 PEs on the ECP5: 3,264 x 64 bits in 7 x 2 DP16KD of
+    512 x 36) the read multiplexer after them is the critical path. On a target with
+    `Target.slice_weights` such a memory is cut into slices of the widest block-RAM mode deep enough
+    for all its words (4096 x 4: 16 DP16KD, no multiplexer)."""
+    one = _weight_memory(cfg)
+    if not target.slice_weights or one.huge or place(one, target).blocks == 1:
+        return 0
+    deep = [w for ram in target.rams if ram.kind == "block"
+            for i, w in enumerate(ram.widths) if 1 << (ram.abits - i) >= one.depth]
+    cut = max(deep, default=0)  # 0: deeper than any mode, a cascade either way
+    return cut if cut < one.width else 0
 
 
 def netlist_name(name: str) -> str:
@@ -204,8 +236,9 @@ def _emulation(ram: RamType, mem: MemoryShape) -> tuple[int, int] | None:
     return 3 + 4 * mem.sync_reads, mem.sync_reads
 
 
-def _best_geometry(ram: RamType, mem: MemoryShape, score: int, repl_port: int) -> tuple[float, int] | None:
-    """(cost, primitives) of the cheapest width mode of `ram` for `mem` (handle_geom, no wide ports)."""
+def _best_geometry(ram: RamType, mem: MemoryShape, score: int, repl_port: int) -> tuple[float, int, int] | None:
+    """(cost, primitives, blocks in depth) of the cheapest width mode of `ram` for `mem` (handle_geom,
+    no wide ports)."""
     byte_log2 = len(ram.widths) - 1 if ram.byte == 0 else \
         max([i for i, w in enumerate(ram.widths) if ram.byte >= w], default=0)
     best, best_int = None, 0
@@ -224,7 +257,7 @@ def _best_geometry(ram: RamType, mem: MemoryShape, score: int, repl_port: int) -
         demux = blocks if blocks != 1 else 0
         cost = ram.cost * repl * repl_port + MUX_FACTOR * mux + DEMUX_FACTOR * demux + EMU_FACTOR * score
         if best is None or cost < best_int:  # libmap keeps the running best as an int
-            best, best_int = (cost, repl * repl_port), int(cost)
+            best, best_int = (cost, repl * repl_port, blocks), int(cost)
     return best
 
 
@@ -238,9 +271,9 @@ def place(mem: MemoryShape, target: Target) -> Placement:
     if mem.huge:
         if target.huge_ram is None:
             return Placement(mem, None, 0, logic)
-        cost, prims = _best_geometry(target.huge_ram, mem, 0, 1)  # forced: the score changes no choice
-        return Placement(mem, target.huge_ram, prims, cost)
-    kept: dict[str, tuple[RamType, float, int]] = {}
+        cost, prims, blocks = _best_geometry(target.huge_ram, mem, 0, 1)  # forced: the score changes no choice
+        return Placement(mem, target.huge_ram, prims, cost, blocks)
+    kept: dict[str, tuple[RamType, float, int, int]] = {}
     order: list[str] = []
     for ram in target.rams:
         emu = _emulation(ram, mem)
@@ -253,14 +286,14 @@ def place(mem: MemoryShape, target: Target) -> Placement:
             kept[ram.kind] = (ram, *geom)
     choice, best = Placement(mem, None, 0, logic), int(logic)
     for kind in order:
-        ram, cost, prims = kept[kind]
+        ram, cost, prims, blocks = kept[kind]
         if cost < best:
-            choice, best = Placement(mem, ram, prims, cost), int(cost)
+            choice, best = Placement(mem, ram, prims, cost, blocks), int(cost)
     return choice
 
 
 def estimate(cfg: HwConfig, target: Target) -> FitEstimate:
-    return FitEstimate(target, tuple(place(m, target) for m in memory_shapes(cfg)))
+    return FitEstimate(target, tuple(place(m, target) for m in memory_shapes(cfg, target)))
 
 
 def check_weight_memory(choice: str, target: Target) -> None:

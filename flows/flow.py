@@ -153,9 +153,10 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
     simulate = spikes is not None and model is not None
 
     with st("elaborate", "Amaranth -> RTLIL"):
-        yosys.write_rtlil(Accelerator(cfg, model), TOP, out_dir / "core.il")
+        cut = fit.weight_slice_bits(cfg, target)
+        yosys.write_rtlil(Accelerator(cfg, model, weight_slice_bits=cut), TOP, out_dir / "core.il")
         if pnr:
-            harness = SynthHarness(Accelerator(cfg, model))
+            harness = SynthHarness(Accelerator(cfg, model, weight_slice_bits=cut))
             yosys.write_rtlil(harness, HARNESS_TOP, out_dir / "harness.il", ports=harness.ports)
 
     with st("generic", "yosys: generic cells, multipliers, CMOS gates"):
@@ -190,10 +191,14 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
                                                           netlist="harness_netlist.json"), warnings)
             harness_cells = yosys.summarize_cells(
                 yosys.design_cells(yosys.load_json(out_dir / "harness_stat.json")), target).as_dict()
-            if harness_cells["luts"] < 0.95 * synthesis["luts"] or harness_cells["bram"] != synthesis["bram"]:
-                warnings.append(f"the P&R harness lost logic: {harness_cells['luts']} LUTs / {harness_cells['bram']} "
-                                f"block RAMs vs {synthesis['luts']} / {synthesis['bram']} in the core alone: "
-                                "P&R figures are suspect")
+            # a lost register or block RAM is lost logic; LUTs only beyond ABC's run-to-run spread, which
+            # reaches 7 % with every register kept (ECP5 default build: 849 in the harness, 916 alone)
+            if harness_cells["ffs"] < synthesis["ffs"] + harness.input_bits or \
+                    harness_cells["luts"] < 0.9 * synthesis["luts"] or harness_cells["bram"] != synthesis["bram"]:
+                warnings.append(f"the P&R harness lost logic: {harness_cells['luts']} LUTs / {harness_cells['ffs']} "
+                                f"flip-flops / {harness_cells['bram']} block RAMs vs {synthesis['luts']} / "
+                                f"{synthesis['ffs']} + {harness.input_bits} / {synthesis['bram']} in the core alone "
+                                "(+ input chain): P&R figures are suspect")
         seeds = tuple(seeds) or (nextpnr.PNR_SEED,)
         with st("pnr", f"nextpnr: place and route at {freq_mhz or target.freq_mhz:g} MHz, seed {seeds[0]}"):
             nextpnr.run_nextpnr(target, out_dir, "harness_netlist.json", freq_mhz=freq_mhz, seed=seeds[0])

@@ -73,6 +73,10 @@ class Target:
     huge_ram: RamType | None = None
     """The single-port RAM a memory marked `ram_style = "huge"` goes to (UP5K SPRAM); None: the device has
     none."""
+    slice_weights: bool = False
+    """Cut a block-RAM weight memory that would cascade block RAMs in depth into slices that do not
+    (flows/fit.py weight_slice_bits): more block RAMs, no read multiplexer. Off on the iCE40, where the
+    multiplexer is off the critical path at 48 MHz and the cascade saves block RAMs."""
 
 
 ICE40_UP5K = Target(
@@ -108,6 +112,7 @@ ECP5_25F = Target(
     rams=(RamType("$__TRELLIS_DPR16X4_", "TRELLIS_DPR16X4", "distributed", 4, (4,), 0, 4, (0, 0), (0, 0), True),
           RamType("$__DP16KD_", "DP16KD", "block", 14, (1, 2, 4, 9, 18), 9, 128, (0, 4), (0, 4), False),
           RamType("$__PDPW16KD_", "PDPW16KD", "block", 14, (1, 2, 4, 9, 18, 36), 9, 128, (5, 5), (0, 5), False)),
+    slice_weights=True,
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in (ICE40_UP5K, ECP5_25F)}

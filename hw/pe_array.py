@@ -1,4 +1,4 @@
-"""N_PE processing elements fed by the N_PE weight banks, one neuron each.
+"""N_PE processing elements fed by the weight memory (one lane of each word per PE), one neuron each.
 
 The weight codes are registered as they leave the memory (and `enable` with them), so the memory's
 clock-to-output and the decode + accumulate sit in different cycles: an `enable` in cycle c adds the

@@ -30,9 +30,12 @@ def probe_layout(cfg: HwConfig) -> data.StructLayout:
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, cfg: HwConfig, model: IntModel | None = None, assertions: bool = True):
+    def __init__(self, cfg: HwConfig, model: IntModel | None = None, assertions: bool = True,
+                 weight_slice_bits: int = 0):
         """With `model`, registers and memories start with the model loaded (see hw.registers).
-        `assertions`: keep the RTL's `Assert`s (simulation and formal); False gives plain Verilog."""
+        `assertions`: keep the RTL's `Assert`s (simulation and formal); False gives plain Verilog.
+        `weight_slice_bits`: the weight memory in slices of that many bits (0: one memory; the FPGA
+        flow's choice per target, flows/fit.py's weight_slice_bits)."""
         if cfg.max_map_words:
             raise UserError("hardware config: max_map_words must be 0: the RTL has no map buffers yet (conv "
                             "networks run in `mintaccel simulate`)")
@@ -40,6 +43,7 @@ class Accelerator(wiring.Component):
             refuse_conv(model)
             check_fits(model, cfg)
         self.cfg, self.model, self.assertions = cfg, model, assertions
+        self.weight_slice_bits = weight_slice_bits
         super().__init__({
             "load": In(stream.Signature(load_layout(cfg))),
             "start": In(1),
@@ -66,7 +70,7 @@ class Accelerator(wiring.Component):
         preload = model is not None and not cfg.weight_spram  # SPRAM has no initial contents
         m.submodules.weights = wmem = WeightMemory(
             n, cfg.weight_bits, cfg.weight_depth, weight_banks(model, cfg).tolist() if preload else None,
-            spram=bool(cfg.weight_spram))
+            spram=bool(cfg.weight_spram), slice_bits=self.weight_slice_bits)
         m.submodules.membranes = mmem = MembraneMemory(n, mb, cfg.membrane_depth)
         m.submodules.events = evmem = memory.Memory(shape=cfg.index_bits, depth=cfg.max_inputs, init=[])
         m.submodules.spike_buffer = sbuf = SpikeBuffer(n, cfg.spike_words)
@@ -100,7 +104,7 @@ class Accelerator(wiring.Component):
         # comes two cycles after the last one is found
         m.d.comb += [ev_wr.addr.eq(enc.event_addr), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid)]
 
-        # event index -> weight banks -> PE array
+        # event index -> weight memory -> PE array
         m.d.comb += [
             wmem.raddr.eq(ctrl.w_raddr), wmem.ren.eq(ctrl.w_ren),
             pes.codes.eq(wmem.rdata), pes.scheme.eq(cur.weight_scheme), pes.bits.eq(cur.weight_bits),

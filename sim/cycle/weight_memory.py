@@ -1,6 +1,6 @@
-"""Weight memory: `n_pe` banks of `weight_depth` x `weight_bits`; one address reads all banks at once.
+"""Weight memory: one memory of `weight_depth` words of `n_pe * weight_bits` bits (hw/weight_memory.py).
 
-One read (one word = one weight per bank) per event and neuron group: sum of E[l][t] * G[l] words of
+One read (one word = one weight per lane) per event and neuron group: sum of E[l][t] * G[l] words of
 `n_pe * weight_bits` bits. Weights are loaded before the run (or are the build's initial contents),
 so an inference writes nothing.
 """
@@ -19,4 +19,4 @@ def account(act, phases, stalls, total) -> BlockCounts:
     reads = (act.events * act.groups).sum(axis=1)
     return BlockCounts(NAME, "memory", busy=reads.sum(axis=1), stall=0 * total, total=total,
                        ops={"reads": reads, "writes": np.zeros_like(reads)},
-                       memory=MemorySpec(cfg.weight_depth, cfg.n_pe * cfg.weight_bits, banks=cfg.n_pe))
+                       memory=MemorySpec(cfg.weight_depth, cfg.n_pe * cfg.weight_bits))

@@ -83,20 +83,20 @@ def test_write_baseline_refuses_a_non_default_build(tmp_path):
 def test_synth_refuses_a_model_the_device_cannot_hold(tmp_path, mnist_file):
     out = tmp_path / "out"
     r = mintaccel("synth", "--target", "ice40-up5k", "--model", mnist_file, "--weight-memory", "bram", "--out", out)
-    assert_one_line_error(r, "the memories need 60 (weights 56, events 3, membranes 1) of the iCE40UP5K's "
-                             "30 block RAMs (SB_RAM40_4K), 30 too many; with the weights in SPRAM it fits "
+    assert_one_line_error(r, "the memories need 54 (weights 50, events 3, membranes 1) of the iCE40UP5K's "
+                             "30 block RAMs (SB_RAM40_4K), 24 too many; with the weights in SPRAM it fits "
                              "(4 of 30 block RAMs, 1 of 4 SPRAMs); it fits ecp5-25f (17 of 56 block RAMs)")
     assert not out.exists()  # refused before the build folder, let alone a tool
 
 
 def test_synth_refuses_too_many_sprams(tmp_path, mnist_file):
-    """64 lanes of 2-bit weights: 128-bit words need 8 SPRAMs; the 64 block-RAM banks do not fit either."""
+    """64 lanes of 2-bit weights: 128-bit words need 8 SPRAMs; 56 block RAMs do not fit either."""
     out = tmp_path / "out"
     r = mintaccel("synth", "--model", mnist_file, "--n-pe", "64", "--weight-memory", "spram", "--out", out)
     assert_one_line_error(r, "the weights need 8 of the iCE40UP5K's 4 SPRAMs (SB_SPRAM256KA, 16384 x 16 each; "
                              "1,696 words of 128 bits), 4 too many")
     r = mintaccel("synth", "--model", mnist_file, "--n-pe", "64", "--out", out)  # auto: neither memory fits
-    assert_one_line_error(r, "37 too many; with the weights in SPRAM: the weights need 8 of")
+    assert_one_line_error(r, "29 too many; with the weights in SPRAM: the weights need 8 of")
     assert not out.exists()
 
 

@@ -40,7 +40,8 @@ def yosys_memories(cfg, model, target, folder) -> dict[str, int]:
     """memory -> RAM primitives Yosys instantiates for it (the real synthesis script, stopped once
     memories are mapped)."""
     from mintaccel.hw.top import Accelerator
-    yosys.write_rtlil(Accelerator(cfg, model), "mintaccel_top", folder / "core.il")
+    yosys.write_rtlil(Accelerator(cfg, model, weight_slice_bits=fit.weight_slice_bits(cfg, target)),
+                      "mintaccel_top", folder / "core.il")
     yosys.run_yosys(folder, "mem", yosys.synth_script(target, "core.il", "mintaccel_top", "mem_stat.json",
                                                       netlist="mem_netlist.json", until="map_ffram"))
     cells = yosys.ram_cells(yosys.load_json(folder / "mem_netlist.json"), "mintaccel_top", target)
@@ -59,8 +60,9 @@ def assert_matches_yosys(cfg, model, target, folder):
 def test_shipped_build_matches_yosys(flows_dir, shipped_model, target):
     cfg = HwConfig.for_model(shipped_model)
     assert_matches_yosys(cfg, shipped_model, target, flows_dir / f"fit-shipped-{target.name}")
-    # docs/flows.md's table: 8 weight banks + membranes + events in EBR on iCE40; 8 DP16KD on ECP5
-    assert fit.estimate(cfg, target).bram == {"ice40-up5k": 10, "ecp5-25f": 8}[target.name]
+    # docs/flows.md's table: the 1280 x 16 weight memory in 5 EBRs (256 x 16) + membranes + events on
+    # iCE40; 2 DP16KD on ECP5 (the membranes and events in LUT RAM)
+    assert fit.estimate(cfg, target).bram == {"ice40-up5k": 7, "ecp5-25f": 2}[target.name]
 
 
 @pytest.mark.parametrize("target", TARGETS.values(), ids=TARGETS)
@@ -102,22 +104,37 @@ def test_small_build_in_the_full_flows(small_ice40, small_ecp5):
     assert (ecp5.bram, ecp5.lutram) == (small_ecp5["bram"], small_ecp5["lutram"])
 
 
+@pytest.mark.parametrize("n_pe, cut, weight_brams", [(32, 4, 16), (64, 0, 15)])
+def test_ecp5_weight_memory_slices_instead_of_cascading(flows_dir, shipped_model, n_pe, cut, weight_brams):
+    """MNIST at 32 PEs: one 3,264 x 64 memory would take 7 x 2 DP16KD of 512 x 36 behind a 7-way read
+    multiplexer; 4-bit slices take one 4096 x 4 DP16KD each. At 64 PEs (1,696 words) the 2048 x 9 mode
+    already holds every word: one memory. The iCE40 keeps its cascade (fewer block RAMs)."""
+    model = mnist_model()
+    cfg = HwConfig.for_model(model, n_pe)
+    assert fit.weight_slice_bits(cfg, ECP5_25F) == cut
+    weights = [p for p in fit.estimate(cfg, ECP5_25F).placements if p.memory.group == "weights"]
+    assert sum(p.primitives for p in weights) == weight_brams and all(p.blocks == 1 for p in weights)
+    assert len(weights) == (64 // cut if cut else 1)
+    assert fit.weight_slice_bits(HwConfig.for_model(shipped_model), ICE40_UP5K) == 0  # 5 EBRs deep
+    assert_matches_yosys(cfg, None, ECP5_25F, flows_dir / f"fit-slices{n_pe}")
+
+
 def test_mnist_refusal_says_what_and_by_how_much():
     cfg = HwConfig.for_model(mnist_model())
     with pytest.raises(UserError) as e:
         fit.check_device(cfg, ICE40_UP5K)
     msg = str(e.value)
-    # 12,800 2-bit words per bank: 7 EBRs in 2048x2 mode, x 8 banks; 784 10-bit events: 3 in 1024x4
-    assert "need 60 (weights 56, events 3, membranes 1) of the iCE40UP5K's 30 block RAMs" in msg
-    assert "30 too many" in msg and "; it fits ecp5-25f (17 of 56 block RAMs)" in msg and "\n" not in msg
-    assert fit.check_device(cfg, ECP5_25F).bram == 17
+    # 12,800 16-bit words: 50 EBRs in 256x16 mode; 784 10-bit events: 3 in 1024x4
+    assert "need 54 (weights 50, events 3, membranes 1) of the iCE40UP5K's 30 block RAMs" in msg
+    assert "24 too many" in msg and "; it fits ecp5-25f (17 of 56 block RAMs)" in msg and "\n" not in msg
+    assert fit.check_device(cfg, ECP5_25F).bram == 17  # 16 one-bit slices of 12,800 words, no cascade
 
 
 def test_hard_resources_besides_block_ram():
     est = fit.estimate(HwConfig.for_model(mnist_model()), ICE40_UP5K)
     assert est.spram == 0 and est.dsp == 0  # no memory asks for SPRAM; multiplier-free design
     d = est.as_dict()
-    assert d["fits"] is False and d["bram"] == 60 and d["bram_available"] == 30
+    assert d["fits"] is False and d["bram"] == 54 and d["bram_available"] == 30
 
 
 # ---------------------------------------------------------------- SPRAM
@@ -161,17 +178,18 @@ def test_too_many_sprams_is_one_line():
     with pytest.raises(UserError) as e:
         fit.check_device(spram_build(64), ICE40_UP5K)
     assert str(e.value) == ("the build does not fit the Lattice iCE40UP5K-SG48: the weights need 8 of the iCE40UP5K's "
-                            "4 SPRAMs (SB_SPRAM256KA, 16384 x 16 each; 1,696 words of 128 bits), 4 too many")
+                            "4 SPRAMs (SB_SPRAM256KA, 16384 x 16 each; 1,696 words of 128 bits), 4 too many; "
+                            "it fits ecp5-25f (16 of 56 block RAMs)")  # 1,696 x 128 bits: 15 DP16KD of 2048 x 9
     # auto falls back to block RAM, and the refusal says what SPRAM would have needed
     with pytest.raises(UserError) as e:
         fit.check_device(fit.choose_weight_memory(HwConfig.for_model(mnist_model(), 64), ICE40_UP5K), ICE40_UP5K)
-    assert "37 too many; with the weights in SPRAM: the weights need 8 of" in str(e.value)
+    assert "29 too many; with the weights in SPRAM: the weights need 8 of" in str(e.value)
 
 
 def test_block_ram_refusal_points_at_spram():
     with pytest.raises(UserError) as e:
         fit.check_device(HwConfig.for_model(mnist_model()), ICE40_UP5K)
-    assert "30 too many; with the weights in SPRAM it fits (4 of 30 block RAMs, 1 of 4 SPRAMs)" in str(e.value)
+    assert "24 too many; with the weights in SPRAM it fits (4 of 30 block RAMs, 1 of 4 SPRAMs)" in str(e.value)
 
 
 @pytest.mark.parametrize("depth, in_ram", [(39, False), (40, True)])
@@ -195,6 +213,6 @@ def test_a_build_too_big_for_every_target():
     cfg = HwConfig(n_pe=8, max_inputs=16, weight_bits=8, weight_depth=65536)
     with pytest.raises(UserError) as e:
         fit.check_device(cfg, ECP5_25F)
-    # 65,536 8-bit words: 32 DP16KD per bank in the 2048x9 mode; the small memories go to LUT RAM
+    # 65,536 64-bit words: 2 x 128 DP16KD in the 512x36 mode; the small memories go to LUT RAM
     assert str(e.value) == ("the build does not fit the Lattice LFE5U-25F-CABGA256: weights need 256 of the "
                             "LFE5U-25F's 56 block RAMs (DP16KD), 200 too many")

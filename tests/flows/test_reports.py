@@ -39,7 +39,7 @@ def test_every_memory_is_reported_with_its_mapping(small_ice40):
     mems = {m["memory"]: m for m in small_ice40["memories"]}
     geometry = small_ice40["generic"]["memories"]
     assert set(geometry) <= set(mems)
-    assert mems["weights.bank0"]["depth"] == 32 and mems["weights.bank0"]["width"] == 8
+    assert mems["weights.mem"]["depth"] == 32 and mems["weights.mem"]["width"] == 2 * 8  # lanes side by side
     for m in mems.values():
         assert m["mapped_to"] and m["read"] in ("sync", "async", "mixed")
         if m["mapped_to"] == "SB_RAM40_4K":
@@ -50,11 +50,11 @@ def test_every_memory_is_reported_with_its_mapping(small_ice40):
 
 
 def test_libmap_decisions_parse():
-    log = ("mapping memory mintaccel_top.weights.bank3 via $__ICE40_RAM4K_\n"
+    log = ("mapping memory mintaccel_top.weights.mem via $__ICE40_RAM4K_\n"
            "using FF mapping for memory mintaccel_top.spike_buffer\n"
            "mapping memory mintaccel_top.events via $__TRELLIS_DPR16X4_\n")
     assert libmap_decisions(log, "mintaccel_top") == {
-        "weights.bank3": "ICE40_RAM4K", "spike_buffer": "flip-flops", "events": "TRELLIS_DPR16X4"}
+        "weights.mem": "ICE40_RAM4K", "spike_buffer": "flip-flops", "events": "TRELLIS_DPR16X4"}
 
 
 def test_per_module_breakdown(small_ice40):
@@ -92,6 +92,8 @@ def test_place_and_route_figures(small_ice40):
     assert lc["available"] == 5280 and 0 < lc["percent"] <= 100
     assert p["utilisation"]["ICESTORM_DSP"]["used"] == 0
     assert p["harness_cells"]["luts"] >= 0.95 * small_ice40["synthesis"]["luts"]
+    # the harness adds exactly its input chain's flip-flops: none of the core's is lost
+    assert p["harness_cells"]["ffs"] == small_ice40["synthesis"]["ffs"] + p["harness_input_ffs"]
     assert small_ice40["warnings"] == []
     assert p["seed"] == PNR_SEED and "by_seed" not in p  # one seed: the flow's fixed one
 
@@ -192,9 +194,9 @@ def test_tool_failure_is_one_line_with_the_log(flows_dir):
 
 
 def _memories(cfg, where):
-    names = [f"weights.bank{i}" for i in range(cfg.n_pe)] + ["events", "membranes.mem", "spike_buffer"]
+    names = ["weights.mem", "events", "membranes.mem", "spike_buffer"]
     return [{"memory": n, "mapped_to": where, "primitives": 1 if where != "flip-flops and LUTs" else 0,
-             "width": cfg.weight_bits, "modes": ["2048x2"]} for n in names]
+             "width": cfg.n_pe * cfg.weight_bits, "modes": ["256x16"]} for n in names]
 
 
 def test_fpga_energy_estimate(shipped_model):

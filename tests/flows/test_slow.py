@@ -28,12 +28,12 @@ def test_default_build_within_baseline(flows_dir, target):
     assert r.returncode == 0, r.stderr
     assert {"luts", "fmax_mhz", "dsp"} <= set(rows)
     assert rep["synthesis"]["dsp"] == 0 and rep["generic"]["multipliers"] == 0
-    banks = [m for m in rep["memories"] if m["memory"].startswith("weights.bank")]
-    assert len(banks) == rep["config"]["n_pe"]
+    weights = [m for m in rep["memories"] if m["memory"].startswith("weights.")]
+    assert [m["memory"] for m in weights] == ["weights.mem"]
     if target == "ice40-up5k":
-        # 2-bit weight banks of at most 2048 words use one EBR each in its 2048 x 2 mode
-        assert all(m["mapped_to"] == "SB_RAM40_4K" and m["modes"] == ["2048x2"] and m["primitives"] == 1
-                   for m in banks), banks
+        # eight 2-bit lanes side by side: 1280 x 16 bits in five EBRs in the 256 x 16 mode
+        assert [(m["mapped_to"], m["modes"], m["primitives"]) for m in weights] == \
+            [("SB_RAM40_4K", ["256x16"], 5)], weights
     assert rep["performance"]["cycles_per_inference"] > 0 and rep["energy"]["estimate"] is True
     assert freport.compare_baseline(rep, freport.load_baselines())["status"] == "ok"
     # --write-baseline PATH: a new file starts from the committed entries and records this target's run
@@ -47,7 +47,7 @@ def test_default_build_within_baseline(flows_dir, target):
 
 
 def test_mnist_build_goes_to_spram(flows_dir):
-    """MNIST 784-128-10 at 8 PEs needs 60 block RAMs: `auto` puts the weights in one SPRAM instead."""
+    """MNIST 784-128-10 at 8 PEs needs 54 block RAMs: `auto` puts the weights in one SPRAM instead."""
     model, out, js = flows_dir / "mnist.npz", flows_dir / "mnist-spram", flows_dir / "mnist-spram.json"
     save_model(mnist_model(), model)
     r = mintaccel("synth", "--model", model, "--no-pnr", "--no-breakdown", "--out", out, "--json", js)

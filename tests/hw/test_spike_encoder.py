@@ -12,16 +12,29 @@ from mintaccel.hw.spike_encoder import SpikeEncoder
 @pytest.mark.parametrize("seed", range(8))
 def test_events_and_cycles(seed):
     rng = np.random.default_rng(seed)
-    n_pe = int(rng.choice([1, 3, 4, 8]))
-    n_in = int(rng.integers(1, 40))
-    density = [0.0, 1.0, 0.1, 0.5][seed % 4]
+    _check_events_and_cycles(seed, rng, int(rng.choice([1, 3, 4, 8])), 40, 64)
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["host", "buffer"])
+@pytest.mark.parametrize("seed", range(8, 16))
+def test_events_and_cycles_of_wide_words(seed, trusted):
+    """Words of several 4-bit groups (and a partial last group): the per-group flags that decide
+    "at most one 1 left" follow every event, for host words (padding masked) and spike-buffer words
+    (`trusted`: padding 0, the `nonzero` flag given; `host_word` is noise then)."""
+    rng = np.random.default_rng(seed)
+    _check_events_and_cycles(seed, rng, [10, 13, 16, 32][seed % 4], 128, 128, trusted)
+
+
+def _check_events_and_cycles(seed, rng, n_pe, max_n_in, max_inputs, trusted=False):
+    n_in = int(rng.integers(1, max_n_in))
+    density = [0.0, 1.0, 0.1, 0.5][seed % 4] if seed < 8 else [0.3, 0.8, 0.05, 0.6, 1.0, 0.5, 0.1, 0.9][seed % 8]
     bits = (rng.random(n_in) < density).astype(np.uint8)
     words = spike_words(bits, n_pe)
-    # padding bits past n_in set to 1 on purpose: the encoder must mask them
-    if n_in % n_pe:
+    # padding bits past n_in set to 1 on purpose: the encoder must mask them (a host word's)
+    if n_in % n_pe and not trusted:
         words[-1] |= ((1 << n_pe) - 1) ^ ((1 << (n_in % n_pe)) - 1)
     gaps = set(rng.integers(0, 60, 10).tolist())
-    dut = SpikeEncoder(n_pe, 64)
+    dut = SpikeEncoder(n_pe, max_inputs)
 
     async def tb(ctx):
         ctx.set(dut.n_in, n_in)
@@ -33,7 +46,10 @@ def test_events_and_cycles(seed):
             valid = bool(queue) and cycle not in gaps
             ctx.set(dut.words.valid, valid)
             ctx.set(dut.words.payload, queue[0] if queue else 0)
-            ctx.set(dut.host_word, queue[0] if queue else 0)  # host words: trusted = 0
+            ctx.set(dut.trusted, trusted)
+            ctx.set(dut.nonzero, bool(queue) and queue[0] != 0)
+            # host words: trusted = 0; otherwise the host input carries noise the encoder must ignore
+            ctx.set(dut.host_word, int(rng.integers(0, 1 << n_pe)) if trusted else queue[0] if queue else 0)
             if ctx.get(dut.event_valid):
                 events.append(ctx.get(dut.event_index))
             busy += ctx.get(dut.busy)

@@ -42,8 +42,8 @@ def test_worked_example_energy_by_hand(worked):
     assert est.blocks["pe_array"]["pj"] == pytest.approx(pe)
     assert est.blocks["threshold_unit"]["pj"] == pytest.approx(tu)
     assert est.compute_pj == pytest.approx(pe + tu)
-    wbank = cfg.weight_depth * cfg.weight_bits / 8  # bytes per bank
-    assert est.blocks["weight_memory"]["pj"] == pytest.approx(14 * 2 * DEFAULT.sram(wbank, cfg.weight_bits))
+    word = cfg.n_pe * cfg.weight_bits  # one memory, the lanes side by side
+    assert est.blocks["weight_memory"]["pj"] == pytest.approx(14 * DEFAULT.sram(cfg.weight_depth * word / 8, word))
     assert est.total_pj == pytest.approx(est.compute_pj + float(est.control[0]) + float(est.memory[0]))
     # MINT vs vanilla: one rescaling multiply (acc x 8-bit ratio) per membrane update
     mult = DEFAULT.mult(acc, 8)
