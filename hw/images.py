@@ -25,17 +25,19 @@ def weight_code(values: np.ndarray, fmt: WeightFormat) -> np.ndarray:
 
 
 def weight_banks(model: IntModel, cfg: HwConfig) -> np.ndarray:
-    """Codes per bank: int64 [n_pe, weight_depth]. Bank i, address base + g*n_in + j holds the weight
-    of neuron g*n_pe + i, input j. Unused words are 0."""
+    """Codes per bank: int64 [n_pe, weight_depth]. Bank i, address base + g*F + j holds the weight of
+    neuron (output channel) g*n_pe + i for input (tap index) j, F = n_in (the fan-in of a conv). Unused
+    words are 0."""
     banks = np.zeros((cfg.n_pe, cfg.weight_depth), np.int64)
-    for layer, place in zip(model.layers, layout(model, cfg.n_pe).layers):
-        codes = weight_code(layer.weight, layer.weight_format)
+    for place in layout(model, cfg.n_pe).layers:
+        v = place.view
+        codes = weight_code(v.tap_weights(), v.layer.weight_format)
         for g in range(place.groups):
             for i in range(cfg.n_pe):
                 n = g * cfg.n_pe + i
-                if n < layer.n_out:
-                    start = place.weight_base + g * layer.n_in
-                    banks[i, start:start + layer.n_in] = codes[n]
+                if n < len(codes):
+                    start = place.weight_base + g * v.fan_in
+                    banks[i, start:start + v.fan_in] = codes[n]
     return banks
 
 
@@ -48,17 +50,19 @@ def pack_lanes(lanes: np.ndarray, lane_bits: int) -> int:
 
 
 def bias_words(model: IntModel, cfg: HwConfig) -> list[int]:
-    """Packed bias words, one per neuron group over all layers (0 for layers without bias)."""
+    """Packed bias words, one per neuron group of a position (output channel block) over all layers, at
+    `bias_base + g` (0 for layers without bias)."""
     words = [0] * cfg.membrane_depth
     if not cfg.bias_bits:
         return words
-    for layer, place in zip(model.layers, layout(model, cfg.n_pe).layers):
+    for place in layout(model, cfg.n_pe).layers:
+        layer = place.view.layer
         if layer.bias is None:
             continue
         padded = np.zeros(place.groups * cfg.n_pe, np.int64)
-        padded[:layer.n_out] = layer.bias
+        padded[:len(layer.bias)] = layer.bias
         for g in range(place.groups):
-            words[place.membrane_base + g] = pack_lanes(padded[g * cfg.n_pe:(g + 1) * cfg.n_pe], cfg.bias_bits)
+            words[place.bias_base + g] = pack_lanes(padded[g * cfg.n_pe:(g + 1) * cfg.n_pe], cfg.bias_bits)
     return words
 
 

@@ -17,6 +17,11 @@ also a layer's DRAIN (docs/microarchitecture.md, "Threshold pipeline"): the RTL'
 (hw.threshold_unit.ThresholdUnit.LATENCY) and the cycle model's LAYER_DRAIN are both this constant."""
 
 
+MAP_SETUP = 1
+"""The extra SETUP cycle of a layer that reads a map buffer (docs/microarchitecture.md, "Conv networks"):
+its map reader starts in the first, so the first word is queued when the encoder asks for it."""
+
+
 DEFAULT_LANES_PER_UNIT = 8
 """Lanes per threshold unit of `HwConfig.for_model`'s builds (when n_pe is a multiple): a unit costs
 about ten times a PE's LUTs and is busy one cycle per lane, while a group takes E + 4 cycles, so eight
