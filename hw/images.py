@@ -83,6 +83,41 @@ def spike_words(spikes: np.ndarray, n_pe: int) -> list[int]:
     return words
 
 
+def input_words(model: IntModel, cfg: HwConfig, step: np.ndarray) -> list[int]:
+    """One step's `spikes_in` words: the input vector's spike words, or, when layer 0 reads a map (a
+    conv build LOADs it), the input map position-major, `n_pe` channels a word
+    (docs/microarchitecture.md, "Conv networks")."""
+    if not layout(model, cfg.n_pe).load_words:
+        return spike_words(step, cfg.n_pe)
+    c, h, w = model.input_shape
+    return map_words(step.reshape(c, h * w), cfg.n_pe)
+
+
+def output_words(model: IntModel, cfg: HwConfig, spikes: np.ndarray) -> list[int]:
+    """One step's `spikes_out` words: the last layer's output, position-major (a dense layer's spike
+    words)."""
+    c, h, w = layout(model, cfg.n_pe).layers[-1].view.out_shape
+    return map_words(spikes.reshape(c, h * w), cfg.n_pe)
+
+
+def map_words(channels_by_position: np.ndarray, n_pe: int) -> list[int]:
+    """A map [C, positions] as words: position q's channel blocks in order, channel b*n_pe + i in bit i."""
+    c, positions = channels_by_position.shape
+    return [sum(int(channels_by_position[ch, q]) << (ch - b) for ch in range(b, min(c, b + n_pe)))
+            for q in range(positions) for b in range(0, c, n_pe)]
+
+
+def output_counts(model: IntModel, cfg: HwConfig, words: list[int]) -> np.ndarray:
+    """Spike counts per output neuron (the model's order) from the `spikes_out` words of a run."""
+    c, h, w = layout(model, cfg.n_pe).layers[-1].view.out_shape
+    blocks, counts = -(-c // cfg.n_pe), np.zeros((c, h * w), np.int64)
+    for k, word in enumerate(words):
+        q, b = divmod(k % (blocks * h * w), blocks)
+        for i in range(min(cfg.n_pe, c - b * cfg.n_pe)):
+            counts[b * cfg.n_pe + i, q] += (word >> i) & 1
+    return counts.reshape(-1)
+
+
 def load_sequence(model: IntModel, cfg: HwConfig) -> list[tuple[int, int, int]]:
     """(space, addr, data) writes that load `model` through the host interface at run time."""
     seq = [(LoadSpace.registers.value, a, v) for a, v in register_writes(model, cfg)]

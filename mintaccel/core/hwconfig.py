@@ -208,16 +208,6 @@ class Layout:
     """Input words LOADed into a map buffer per step (0: layer 0 reads the host stream itself)."""
 
 
-def refuse_conv(model: IntModel) -> None:
-    """The RTL runs dense networks only for now (docs/arithmetic.md version 1): say so in one line for a
-    model with conv2d, pool or flatten layers, before any hardware work starts."""
-    if not model.dense_only:
-        kinds = ", ".join(sorted({l.kind for l in model.layers if l.kind != "dense"}))
-        raise UserError(f"this model has {kinds} layers: the RTL (generate, synth, regress) runs dense layers "
-                        "only for now; `mintaccel simulate` runs conv models cycle-accurately, "
-                        "`mintaccel run` and `mintaccel info` take them too")
-
-
 def layout(model: IntModel, n_pe: int) -> Layout:
     """Where each layer lives in the memories (docs/microarchitecture.md, 'Memories and their layout')."""
     views = hw_layers(model, n_pe)

@@ -8,31 +8,10 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from mintaccel.core.hwconfig import HwConfig, layout
-from mintaccel.hw.images import load_sequence, spike_words, unpack_lanes
+from mintaccel.hw.images import input_words, load_sequence, unpack_lanes
 from mintaccel.hw.threshold_unit import ThresholdUnit
 from mintaccel.hw.top import Accelerator
 from mintaccel.core.model import IntModel
-
-
-def input_words(model: IntModel, cfg: HwConfig, step: np.ndarray) -> list[int]:
-    """One step's input words on `spikes_in`: the vector's spike words, or (a conv build whose layer 0
-    reads a map) the input map position-major, `n_pe` channels a word (docs/microarchitecture.md)."""
-    if not layout(model, cfg.n_pe).load_words:
-        return spike_words(step, cfg.n_pe)
-    c, h, w = model.input_shape
-    maps = step.reshape(c, h, w)
-    return [w_ for y in range(h) for x in range(w) for w_ in spike_words(maps[:, y, x], cfg.n_pe)
-            ] if c <= cfg.n_pe else [sum(int(maps[b * cfg.n_pe + i, y, x]) << i for i in range(min(cfg.n_pe, c - b * cfg.n_pe)))
-                                     for y in range(h) for x in range(w) for b in range(-(-c // cfg.n_pe))]
-
-
-def output_words(model: IntModel, cfg: HwConfig, spikes: np.ndarray) -> list[int]:
-    """The last layer's spike words of one step as OUTPUT streams them (a map position-major)."""
-    v = layout(model, cfg.n_pe).layers[-1].view
-    c, h, w = v.out_shape
-    maps = spikes.reshape(c, h * w)
-    return [sum(int(maps[g * cfg.n_pe + i, q]) << i for i in range(min(cfg.n_pe, c - g * cfg.n_pe)))
-            for q in range(h * w) for g in range(v.groups)]
 
 
 @dataclass

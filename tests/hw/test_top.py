@@ -101,7 +101,7 @@ def test_threshold_above_the_bound_widens_the_accumulator(seed):
 def check_conv(model, cfg, x, results):
     """Spikes and membranes of every neuron layer and step equal the reference model's, the output stream
     is the last layer's words, and the cycles are the cycle-accurate simulator's (itself the doc's)."""
-    from tests.hw.driver import output_words
+    from mintaccel.hw.images import output_words
     ref = run(model, x)
     sim = simulate(model, x, cfg)
     for b, res in enumerate(results):

@@ -182,43 +182,9 @@ def conv_doc_formula(model, x, n_pe, p=1) -> list[int]:
 
 
 def random_conv_net(seed: int) -> IntModel:
-    """A random small conv network: the chain (pool first, flatten first, conv last, dense heads), kernel,
-    stride, padding, pool op / window / stride, channels (some past n_pe) and formats drawn from `seed`."""
-    from mintaccel.core.conv import Conv2dLayer, FlattenLayer, PoolLayer
-    from mintaccel.core.model import MEMBRANE_BITS, RESETS
-    from tests.conftest import random_layer
-    rng = np.random.default_rng(seed)
-    formats = WeightFormat.every()
-
-    def conv(shape):
-        fmt = formats[rng.integers(len(formats))]
-        k = int(rng.integers(1, min(4, min(shape[1:]) + 1)))
-        c_out = int(rng.integers(1, 12))
-        bias_bits = int(rng.choice([0, 4]))
-        return Conv2dLayer(rng.choice(fmt.levels(), size=(c_out, shape[0], k, k)), fmt,
-                           int(rng.choice(MEMBRANE_BITS)), int(rng.integers(1, 4)), str(rng.choice(RESETS)),
-                           Leak("shift", 1), rng.integers(-7, 8, size=c_out) if bias_bits else None, bias_bits,
-                           in_shape=shape, stride=int(rng.choice([1, 2])), padding=int(rng.integers(0, k)))
-
-    def pool(shape):
-        k = int(rng.integers(1, min(3, min(shape[1:])) + 1))
-        return PoolLayer(str(rng.choice(["max", "sum"])), shape, k, int(rng.integers(1, k + 1)))
-
-    shape = (int(rng.integers(1, 4)), int(rng.integers(3, 7)), int(rng.integers(3, 7)))
-    kind = rng.integers(4)
-    if kind == 0:  # flatten first: a dense network on a map-shaped input
-        flat = FlattenLayer(shape)
-        return IntModel((flat, random_layer(rng, flat.n_out, 4, formats[rng.integers(len(formats))], 2)), 3)
-    layers = [pool(shape)] if kind == 1 else []
-    layers.append(conv(layers[-1].out_shape if layers else shape))
-    if rng.random() < 0.6 and min(layers[-1].out_shape[1:]) >= 1:
-        layers.append(pool(layers[-1].out_shape))
-        layers.append(conv(layers[-1].out_shape))
-    if kind == 3:  # the last layer is a conv
-        return IntModel(tuple(layers), 3)
-    flat = FlattenLayer(layers[-1].out_shape)
-    head = random_layer(rng, flat.n_out, 3, formats[rng.integers(len(formats))], int(rng.choice(MEMBRANE_BITS)))
-    return IntModel(tuple(layers) + (flat, head), 3)
+    """The regression's random conv network of `seed` (netgen.conv_network), with no build limits."""
+    from mintaccel.verify.benches.netgen import conv_network
+    return conv_network(np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("seed", range(40))
