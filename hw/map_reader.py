@@ -86,7 +86,14 @@ class MapReader(wiring.Component):
         m = Module()
         r = Signal.like(self.regs)  # the layer's registers, constant while the walk runs
         sb = step_bits(self.map_words)
-        cnt = {k: Signal(SIDE_BITS, name=k) for k in ("wx", "wy", "b", "kx", "ky", "ox", "oy")}
+        # one down-counter per level of the walk (innermost first), with its "last" flag a register: the
+        # walk's decisions are ANDs of flip-flops, never a compare
+        levels = ("wx", "wy", "b", "kx", "ky", "ox", "oy")
+        sizes = {"wx": "pool", "wy": "pool", "b": "blocks", "kx": "kw", "ky": "kh", "ox": "wo", "oy": "ho"}
+        left = {k: Signal(SIDE_BITS, name=f"left_{k}") for k in levels}
+        top = {k: Signal(SIDE_BITS, name=f"top_{k}") for k in levels}  # size - 1
+        single = {k: Signal(name=f"single_{k}") for k in levels}  # size == 1
+        last = {k: Signal(name=f"last_{k}") for k in levels}
         # running addresses: the start of each level of the walk, and the current word
         lvl = {k: Signal(signed(sb), name=f"a_{k}") for k in ("word", "wrow", "blk", "tap", "trow", "pos", "prow")}
         # pooled coordinates of the tap and of the position's origin
@@ -94,9 +101,6 @@ class MapReader(wiring.Component):
         base, tap_base = Signal(self.index_bits + 1), Signal(self.index_bits + 1)
         running = Signal()
 
-        last = {"wx": cnt["wx"] == r.pool - 1, "wy": cnt["wy"] == r.pool - 1, "b": cnt["b"] == r.blocks - 1,
-                "kx": cnt["kx"] == r.kw - 1, "ky": cnt["ky"] == r.kh - 1,
-                "ox": cnt["ox"] == r.wo - 1, "oy": cnt["oy"] == r.ho - 1}
         window_last = last["wx"] & last["wy"]
         position_last = window_last & last["b"] & last["kx"] & last["ky"]
         d = self.words.payload
@@ -108,41 +112,59 @@ class MapReader(wiring.Component):
             d.position_last.eq(position_last), d.layer_last.eq(position_last & last["ox"] & last["oy"]),
         ]
 
-        def restart(levels, address):
-            """Every level from `levels` inward starts at `address`."""
-            for k in levels:
+        def restart(names, address):
+            """Every level from `names` inward starts at `address`."""
+            for k in names:
                 m.d.sync += lvl[k].eq(address)
+
+        def step(k):
+            """Level k moves on: its counter counts down (the levels inside it reload: `reload`)."""
+            m.d.sync += [left[k].eq(left[k] - 1), last[k].eq(left[k] == 1)]
+
+        def reload(k):
+            m.d.sync += [left[k].eq(top[k]), last[k].eq(single[k])]
 
         inner = ["word", "wrow", "blk", "tap", "trow", "pos", "prow"]
         with m.If(self.start):
             m.d.sync += [r.eq(self.regs), running.eq(1), base.eq(0), tap_base.eq(0),
                          py.eq(-self.regs.padding), px.eq(-self.regs.padding),
                          ry.eq(-self.regs.padding), rx.eq(-self.regs.padding)]
-            m.d.sync += [c.eq(0) for c in cnt.values()]
+            for k in levels:
+                size = self.regs[sizes[k]]
+                m.d.sync += [top[k].eq(size - 1), left[k].eq(size - 1), single[k].eq(size == 1), last[k].eq(size == 1)]
             restart(inner, self.regs.origin)
         with m.Elif(running & self.words.ready):
-            m.d.sync += cnt["wx"].eq(cnt["wx"] + 1)
+            step("wx")
             m.d.sync += lvl["word"].eq(lvl["word"] + r.blocks)  # the next pool-window column
             with m.If(last["wx"]):
-                m.d.sync += [cnt["wx"].eq(0), cnt["wy"].eq(cnt["wy"] + 1)]
+                reload("wx")
+                step("wy")
                 restart(inner[:2], lvl["wrow"] + r.stored_row)
                 with m.If(last["wy"]):
-                    m.d.sync += [cnt["wy"].eq(0), cnt["b"].eq(cnt["b"] + 1), base.eq(base + self.n_pe)]
+                    reload("wy")
+                    step("b")
+                    m.d.sync += base.eq(base + self.n_pe)
                     restart(inner[:3], lvl["blk"] + 1)
                     with m.If(last["b"]):
-                        m.d.sync += [cnt["b"].eq(0), cnt["kx"].eq(cnt["kx"] + 1), px.eq(px + 1),
-                                     base.eq(tap_base + r.channels), tap_base.eq(tap_base + r.channels)]
+                        reload("b")
+                        step("kx")
+                        m.d.sync += [px.eq(px + 1), base.eq(tap_base + r.channels), tap_base.eq(tap_base + r.channels)]
                         restart(inner[:4], lvl["tap"] + r.col_step)
                         with m.If(last["kx"]):
-                            m.d.sync += [cnt["kx"].eq(0), cnt["ky"].eq(cnt["ky"] + 1), px.eq(rx), py.eq(py + 1)]
+                            reload("kx")
+                            step("ky")
+                            m.d.sync += [px.eq(rx), py.eq(py + 1)]
                             restart(inner[:5], lvl["trow"] + r.row_step)
                             with m.If(last["ky"]):  # the next output position
-                                m.d.sync += [cnt["ky"].eq(0), cnt["ox"].eq(cnt["ox"] + 1), base.eq(0),
-                                             tap_base.eq(0), rx.eq(rx + r.stride), px.eq(rx + r.stride), py.eq(ry)]
+                                reload("ky")
+                                step("ox")
+                                m.d.sync += [base.eq(0), tap_base.eq(0), rx.eq(rx + r.stride), px.eq(rx + r.stride),
+                                             py.eq(ry)]
                                 restart(inner[:6], lvl["pos"] + r.pos_col)
                                 with m.If(last["ox"]):
-                                    m.d.sync += [cnt["ox"].eq(0), cnt["oy"].eq(cnt["oy"] + 1),
-                                                 rx.eq(-r.padding), px.eq(-r.padding),
+                                    reload("ox")
+                                    step("oy")
+                                    m.d.sync += [rx.eq(-r.padding), px.eq(-r.padding),
                                                  ry.eq(ry + r.stride), py.eq(ry + r.stride)]
                                     restart(inner, lvl["prow"] + r.pos_row)
                                     with m.If(last["oy"]):
