@@ -76,7 +76,7 @@ class MapReader(wiring.Component):
             raise ValueError("n_pe, map_words and index_bits must be positive")
         self.n_pe, self.map_words, self.index_bits = n_pe, map_words, index_bits
         super().__init__({
-            "start": In(1),  # copy the registers and begin at position (0, 0)
+            "start": In(1),  # begin at position (0, 0), with `regs` as they were in this cycle
             "regs": In(reader_layout(map_words, index_bits)),
             "words": Out(stream.Signature(descriptor_layout(map_words, index_bits))),
             "busy": Out(1),
@@ -98,6 +98,10 @@ class MapReader(wiring.Component):
         lvl = {k: Signal(signed(sb), name=f"a_{k}") for k in ("word", "wrow", "blk", "tap", "trow", "pos", "prow")}
         # pooled coordinates of the tap and of the position's origin
         py, px, ry, rx = (Signal(signed(COORD_BITS), name=n) for n in ("py", "px", "ry", "rx"))
+        row_in, col_in = Signal(), Signal()  # 0 <= py < hp, 0 <= px < wp: registers, set with py and px
+        # the next origins and hp - 1, wp - 1 as registers, so each inside test is one compare of registers
+        ry_next, rx_next = Signal(signed(COORD_BITS)), Signal(signed(COORD_BITS))
+        hp1, wp1 = Signal(SIDE_BITS), Signal(SIDE_BITS)
         base, tap_base = Signal(self.index_bits + 1), Signal(self.index_bits + 1)
         running = Signal()
 
@@ -107,7 +111,7 @@ class MapReader(wiring.Component):
         m.d.comb += [
             self.busy.eq(running), self.words.valid.eq(running),
             d.addr.eq(lvl["word"]), d.base.eq(base),
-            d.inside.eq((py >= 0) & (py < r.hp) & (px >= 0) & (px < r.wp)),
+            d.inside.eq(row_in & col_in),
             d.merge.eq(r.pool_max & ~window_last),
             d.position_last.eq(position_last), d.layer_last.eq(position_last & last["ox"] & last["oy"]),
         ]
@@ -117,6 +121,12 @@ class MapReader(wiring.Component):
             for k in names:
                 m.d.sync += lvl[k].eq(address)
 
+        def set_py(value, inside=None):
+            m.d.sync += [py.eq(value), row_in.eq((value >= 0) & (value < r.hp) if inside is None else inside)]
+
+        def set_px(value, inside=None):
+            m.d.sync += [px.eq(value), col_in.eq((value >= 0) & (value < r.wp) if inside is None else inside)]
+
         def step(k):
             """Level k moves on: its counter counts down (the levels inside it reload: `reload`)."""
             m.d.sync += [left[k].eq(left[k] - 1), last[k].eq(left[k] == 1)]
@@ -125,10 +135,17 @@ class MapReader(wiring.Component):
             m.d.sync += [left[k].eq(top[k]), last[k].eq(single[k])]
 
         inner = ["word", "wrow", "blk", "tap", "trow", "pos", "prow"]
+        # idle, the walk's registers follow `regs` every cycle, so `start` only sets `running` (it comes
+        # from the controller's FSM: no fanout to the hundreds of registers behind it)
         with m.If(self.start):
-            m.d.sync += [r.eq(self.regs), running.eq(1), base.eq(0), tap_base.eq(0),
-                         py.eq(-self.regs.padding), px.eq(-self.regs.padding),
-                         ry.eq(-self.regs.padding), rx.eq(-self.regs.padding)]
+            m.d.sync += running.eq(1)
+        with m.If(~running):
+            pad, stride = self.regs.padding, self.regs.stride
+            m.d.sync += [r.eq(self.regs), base.eq(0), tap_base.eq(0), ry.eq(-pad), rx.eq(-pad),
+                         ry_next.eq(stride - pad), rx_next.eq(stride - pad),
+                         hp1.eq(self.regs.hp - 1), wp1.eq(self.regs.wp - 1)]
+            set_py(-pad, pad == 0)
+            set_px(-pad, pad == 0)
             for k in levels:
                 size = self.regs[sizes[k]]
                 m.d.sync += [top[k].eq(size - 1), left[k].eq(size - 1), single[k].eq(size == 1), last[k].eq(size == 1)]
@@ -148,24 +165,29 @@ class MapReader(wiring.Component):
                     with m.If(last["b"]):
                         reload("b")
                         step("kx")
-                        m.d.sync += [px.eq(px + 1), base.eq(tap_base + r.channels), tap_base.eq(tap_base + r.channels)]
+                        m.d.sync += [base.eq(tap_base + r.channels), tap_base.eq(tap_base + r.channels)]
+                        set_px(px + 1, (px >= -1) & (px < wp1))
                         restart(inner[:4], lvl["tap"] + r.col_step)
                         with m.If(last["kx"]):
                             reload("kx")
                             step("ky")
-                            m.d.sync += [px.eq(rx), py.eq(py + 1)]
+                            set_px(rx)
+                            set_py(py + 1, (py >= -1) & (py < hp1))
                             restart(inner[:5], lvl["trow"] + r.row_step)
                             with m.If(last["ky"]):  # the next output position
                                 reload("ky")
                                 step("ox")
-                                m.d.sync += [base.eq(0), tap_base.eq(0), rx.eq(rx + r.stride), px.eq(rx + r.stride),
-                                             py.eq(ry)]
+                                m.d.sync += [base.eq(0), tap_base.eq(0), rx.eq(rx_next), rx_next.eq(rx_next + r.stride)]
+                                set_px(rx_next)
+                                set_py(ry)
                                 restart(inner[:6], lvl["pos"] + r.pos_col)
                                 with m.If(last["ox"]):
                                     reload("ox")
                                     step("oy")
-                                    m.d.sync += [rx.eq(-r.padding), px.eq(-r.padding),
-                                                 ry.eq(ry + r.stride), py.eq(ry + r.stride)]
+                                    m.d.sync += [rx.eq(-r.padding), rx_next.eq(r.stride - r.padding),
+                                                 ry.eq(ry_next), ry_next.eq(ry_next + r.stride)]
+                                    set_px(-r.padding, r.padding == 0)
+                                    set_py(ry_next)
                                     restart(inner, lvl["prow"] + r.pos_row)
                                     with m.If(last["oy"]):
                                         m.d.sync += running.eq(0)
