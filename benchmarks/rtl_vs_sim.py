@@ -2,6 +2,7 @@
 
     python benchmarks/rtl_vs_sim.py                      # shipped model, whole digits test split
     python benchmarks/rtl_vs_sim.py --samples 50 --json out.json
+    python benchmarks/rtl_vs_sim.py --model mintaccel/models/digits-conv-w2m2.npz --samples 20   # conv
 
 The RTL is the Verilog of `mintaccel generate` (memories preloaded), driven by a small compiled C++
 loop (benchmarks/verilator/driver.cpp: the fair fastest baseline, one eval per clock edge). Both runs
@@ -30,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 from mintaccel.cli.report import console as CONSOLE  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from mintaccel.core.hwconfig import HwConfig  # noqa: E402
+from mintaccel.core.hwconfig import HwConfig, layout  # noqa: E402
 from mintaccel.hw.generate import TOP_NAME, generate  # noqa: E402
-from mintaccel.hw.images import spike_words  # noqa: E402
+from mintaccel.hw.images import input_words  # noqa: E402
 from mintaccel.hw.lint import verilator_env  # noqa: E402
 from mintaccel.hw.top import probe_layout  # noqa: E402
 from mintaccel.core.files import write_json  # noqa: E402
@@ -59,14 +60,15 @@ def build_driver(model, cfg) -> Path:
 
 
 def run_rtl(driver: Path, model, cfg, spikes):
-    words = np.array([[w for t in range(model.timesteps) for w in spike_words(s[t], cfg.n_pe)] for s in spikes],
+    words = np.array([[w for t in range(model.timesteps) for w in input_words(model, cfg, s[t])] for s in spikes],
                      np.uint32)
     (BUILD / "input.bin").write_bytes(words.tobytes())
     out = BUILD / "output.txt"
     subprocess.run([str(driver), str(BUILD / "input.bin"), str(len(spikes)), str(words.shape[1]), str(out)],
                    check=True)
     fields = {name: (f.offset, f.width) for name, f in probe_layout(cfg)}
-    layer_spikes = [np.zeros((len(spikes), model.timesteps, l.n_out), np.uint8) for l in model.layers]
+    views = [p.view for p in layout(model, cfg.n_pe).layers]
+    layer_spikes = {v.index: np.zeros((len(spikes), model.timesteps, v.layer.n_out), np.uint8) for v in views}
     cycles, wall = [], None
     sample = -1
     for line in out.read_text().splitlines():
@@ -77,11 +79,12 @@ def run_rtl(driver: Path, model, cfg, spikes):
         elif kind == "trace":
             v = int(rest[0], 16)
             get = lambda n: (v >> fields[n][0]) & ((1 << fields[n][1]) - 1)  # noqa: E731
-            l, g, t = get("layer"), get("group"), get("step")
+            view, t = views[get("layer")], get("step")
+            q, g = divmod(get("group"), view.groups)  # group k: channel block k % G at output position k // G
             for i in range(cfg.n_pe):
-                n = g * cfg.n_pe + i
-                if n < model.layers[l].n_out:
-                    layer_spikes[l][sample, t, n] = (get("spikes") >> i) & 1
+                c = g * cfg.n_pe + i
+                if c < view.out_shape[0]:
+                    layer_spikes[view.index][sample, t, c * view.positions + q] = (get("spikes") >> i) & 1
         elif kind == "wall_seconds":
             wall = float(rest[0])
     return np.array(cycles), layer_spikes, wall
@@ -92,12 +95,13 @@ def main(argv=None):
     ap.add_argument("--model", default=str(shipped_model_path()))
     ap.add_argument("--samples", type=int, default=None, help="first N test samples (default: all)")
     ap.add_argument("--repeat", type=int, default=5, help="simulator timing repeats (best is kept)")
+    ap.add_argument("--n-pe", type=int, default=8)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     console = CONSOLE
     model = load_model(args.model)
-    cfg = HwConfig.for_model(model)
-    spikes, split = _dataset_inputs("digits", None, model)
+    cfg = HwConfig.for_model(model, args.n_pe)
+    spikes, split = _dataset_inputs("mnist" if model.encoding.levels == 255 else "digits", None, model)
     if args.samples:
         spikes = spikes[:args.samples]
     BUILD.mkdir(parents=True, exist_ok=True)
@@ -110,13 +114,13 @@ def main(argv=None):
     with threadpool_limits(1):  # one core each: Verilator's loop is single-threaded too
         for _ in range(args.repeat):
             t = time.perf_counter()
-            result = simulate(model, spikes, n_pe=cfg.n_pe)
+            result = simulate(model, spikes, cfg)
             elapsed = time.perf_counter() - t
             best = elapsed if best is None else min(best, elapsed)
     sim_cycles = np.asarray(result.cycles)
     assert np.array_equal(sim_cycles, rtl_cycles), "cycle counts differ between the simulator and the RTL"
-    for l in range(len(model.layers)):
-        assert np.array_equal(result.spikes[l], rtl_spikes[l]), f"layer {l} spikes differ"
+    for l, rtl in rtl_spikes.items():  # every neuron layer (pools and flattens have no write-back)
+        assert np.array_equal(result.spikes[l], rtl), f"layer {l} spikes differ"
     total = int(rtl_cycles.sum())
     rtl_rate, sim_rate = total / rtl_wall, total / best
     fmax = None

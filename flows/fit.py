@@ -180,8 +180,12 @@ def memory_shapes(cfg: HwConfig, target: Target | None = None) -> tuple[MemorySh
     ev = mems["events"]
     if w["depth"] > 1:
         out.append(MemoryShape("events", "events", ev["depth"], ev["width"], 1, 0))
-    sb = mems["spike_buffer"]
-    out.append(MemoryShape("spike_buffer.mem", "spike buffer", sb["depth"], sb["width"], 2, 1))
+    if cfg.max_map_words:  # two map buffers, one transparent registered read each (hw/map_buffers.py)
+        mb = mems["map_buffers"]
+        out += [MemoryShape(f"map_buffers.buffer{k}", "map buffers", mb["depth"], mb["width"], 1, 0) for k in range(2)]
+    else:
+        sb = mems["spike_buffer"]
+        out.append(MemoryShape("spike_buffer.mem", "spike buffer", sb["depth"], sb["width"], 2, 1))
     return tuple(out)
 
 

@@ -11,6 +11,12 @@ previous one's, so the shared units are free again (ACC waits when a group has f
 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after its FIRE,
 overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
 cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
+
+A conv build (`max_map_words > 0`, docs/microarchitecture.md "Conv networks") runs a layer's ENCODE,
+group 0 and later groups once per output position, with the weight base and the lanes restarting and
+the membrane and spike words running on; a layer that reads a map buffer has a second SETUP cycle
+(its map reader starts in the first, so its first word is queued when the encoder asks for it); each
+step whose layer 0 reads a map begins with LOAD (the input map's words into map buffer 0).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mintaccel.core.encodings import address_bits
-from mintaccel.core.hwconfig import THRESHOLD_LATENCY, HwConfig
+from mintaccel.core.hwconfig import MAP_SETUP, THRESHOLD_LATENCY, HwConfig
 from mintaccel.hw.registers import layer_layout
 
 
@@ -76,6 +82,15 @@ class Controller(wiring.Component):
             "out_data": In(cfg.n_pe),
             "cycles": Out(32),
             "stall_cycles": Out(32),
+            **({
+                "load_words": In(range(cfg.max_map_words + 1)),
+                "loading": Out(1),  # LOAD: spikes_in words go to map buffer 0 at load_addr
+                "load_addr": Out(address_bits(cfg.max_map_words)),
+                "load_valid": In(1),
+                "reader_start": Out(1),  # the map reader copies `regs` and starts (first SETUP cycle)
+                "b_addr": Out(address_bits(cfg.membrane_depth)),  # bias word: bias_base + group of the position
+                "out_raddr": Out(range(cfg.spike_words)),  # the map buffer read for OUTPUT's next word
+            } if cfg.max_map_words else {}),
         })
 
     def elaborate(self, platform):
@@ -146,6 +161,27 @@ class Controller(wiring.Component):
             m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
 
         more = Signal()  # an event read is left to issue: a register, so the FSM never waits on a compare
+        conv = bool(cfg.max_map_words)
+        position, last_position, last_load = Signal(range(cfg.spike_words + 1)), Signal(), Signal()
+        units_free = 1
+        if conv and p > 8:  # group 0 of a later position fires at least P cycles after the last FIRE
+            since = Signal(range(p + 1), init=p)
+            with m.If(self.fire):
+                m.d.sync += since.eq(1)
+            with m.Elif(since < p):
+                m.d.sync += since.eq(since + 1)
+            units_free = since >= p
+
+        def next_step_or_run(state_if_no_load="SETUP"):
+            """LOAD the input map first when layer 0 reads one (a conv build), else SETUP."""
+            if not conv:
+                m.next = state_if_no_load
+                return
+            m.d.sync += [self.load_addr.eq(0), last_load.eq(self.load_words <= 1)]
+            with m.If(self.load_words != 0):
+                m.next = "LOAD"
+            with m.Else():
+                m.next = state_if_no_load
 
         def issue_event():
             """Issue the next event-memory read if any is left; returns whether one was issued."""
@@ -161,7 +197,7 @@ class Controller(wiring.Component):
                     # interface's ready and the membranes' zeroing are not behind the FSM decode
                     m.d.sync += [self.cycles.eq(1), self.stall_cycles.eq(0), self.step.eq(0), self.layer.eq(0),
                                  self.first_step.eq(1), self.busy.eq(1)]
-                    m.next = "SETUP"
+                    next_step_or_run()
             with m.State("SETUP"):
                 # the encoder starts in ENCODE's first cycle, from the layer's registers copied here
                 m.d.sync += self.enc_start.eq(1)
@@ -170,7 +206,27 @@ class Controller(wiring.Component):
                 m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
                              remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs),
                              self.from_host.eq(self.layer == 0), g0_read.eq(1), more.eq(0)]
-                m.next = "ENCODE"
+                if conv:  # a layer that reads a map: the reader starts now, the encoder after SETUP_MAP
+                    m.d.comb += self.reader_start.eq(regs.mapped)
+                    m.d.sync += [self.b_addr.eq(regs.bias_base), position.eq(0), last_position.eq(regs.positions <= 1),
+                                 self.from_host.eq((self.layer == 0) & ~regs.mapped)]
+                    with m.If(regs.mapped):
+                        m.d.sync += [self.enc_start.eq(0), g0_read.eq(0)]
+                        m.next = "SETUP_MAP"
+                    with m.Else():
+                        m.next = "ENCODE"
+                else:
+                    m.next = "ENCODE"
+            if conv:
+                with m.State("SETUP_MAP"):
+                    m.d.sync += [self.enc_start.eq(1), g0_read.eq(1)]
+                    m.next = "ENCODE"
+                with m.State("LOAD"):
+                    m.d.comb += [self.loading.eq(1), stalled.eq(~self.load_valid)]
+                    with m.If(self.load_valid):
+                        m.d.sync += [self.load_addr.eq(self.load_addr + 1), last_load.eq(self.load_addr + 2 >= self.load_words)]
+                        with m.If(last_load):
+                            m.next = "SETUP"
             with m.State("ENCODE"):
                 # group 0 runs here: each event the encoder finds goes straight into the weight pipeline
                 m.d.comb += [stalled.eq(self.enc_stall), self.m_ren.eq(g0_read), self.pe_load.eq(g0_load)]
@@ -193,14 +249,22 @@ class Controller(wiring.Component):
                     m.d.sync += elapsed.eq(elapsed + 1)
                 # FIRE is the group's cycle max(E + 4, P - 1) after START: the last weight is in the
                 # accumulators and the threshold units are free
-                with m.If(~more & ~s1 & ~s1b & ~s2 & may_fire):
+                with m.If(~more & ~s1 & ~s1b & ~s2 & may_fire & units_free):
                     m.next = "FIRE"
             with m.State("FIRE"):
                 m.d.comb += [self.fire.eq(1)]
                 m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
                              wbase.eq(wbase + self.cur.n_in), remaining.eq(remaining - cfg.n_pe)]
+                if conv:
+                    m.d.sync += self.b_addr.eq(self.b_addr + 1)
                 with m.If(~last_group):
                     m.next = "START"
+                if conv:  # the next output position: ENCODE again, the weights and the lanes restart
+                    with m.Elif(~last_position):
+                        m.d.sync += [self.enc_start.eq(1), g0_read.eq(1), more.eq(0), wbase.eq(self.cur.weight_base),
+                                     remaining.eq(self.cur.n_out), self.b_addr.eq(self.cur.bias_base),
+                                     position.eq(position + 1), last_position.eq(position + 2 >= self.cur.positions)]
+                        m.next = "ENCODE"
                 with m.Else():
                     m.d.sync += drain.eq(writeback)
                     m.next = "DRAIN"
@@ -216,6 +280,8 @@ class Controller(wiring.Component):
                         m.next = "OUTPUT"
             with m.State("OUTPUT"):
                 m.d.comb += [self.spikes_out.valid.eq(1)]
+                if conv:  # the map buffer is read a cycle ahead: the next word's address when this one goes
+                    m.d.comb += self.out_raddr.eq(Mux(self.spikes_out.ready, self.out_addr + 1, self.out_addr))
                 with m.If(self.spikes_out.ready):
                     m.d.sync += [self.out_addr.eq(self.out_addr + 1), last_word.eq(self.out_addr + 2 == self.group)]
                     with m.If(last_word):
@@ -223,7 +289,7 @@ class Controller(wiring.Component):
                             m.next = "DONE"
                         with m.Else():
                             m.d.sync += [self.step.eq(self.step + 1), self.layer.eq(0), self.first_step.eq(0)]
-                            m.next = "SETUP"
+                            next_step_or_run()
                 with m.Else():
                     m.d.comb += stalled.eq(1)
             with m.State("DONE"):

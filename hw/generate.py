@@ -11,7 +11,7 @@ from amaranth.hdl import Shape
 
 from mintaccel.core.encodings import LoadSpace
 from mintaccel.core.files import atomic_folder, check_output_folder
-from mintaccel.core.hwconfig import HwConfig, check_fits, layout, refuse_conv
+from mintaccel.core.hwconfig import HwConfig, check_fits, layout
 from mintaccel.hw.host_interface import load_layout
 from mintaccel.hw.images import bias_words, load_sequence, weight_banks
 from mintaccel.hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_values
@@ -45,7 +45,8 @@ def memory_map(cfg: HwConfig) -> dict:
             "biases": {"depth": cfg.membrane_depth, "width": cfg.n_pe * cfg.bias_bits,
                        "load_space": LoadSpace.biases.value} if cfg.bias_bits else None,
             "events": {"depth": cfg.max_inputs, "width": cfg.index_bits},
-            "spike_buffer": {"depth": cfg.spike_words, "width": cfg.n_pe},
+            **({"map_buffers": {"buffers": 2, "depth": cfg.max_map_words, "width": cfg.n_pe}} if cfg.max_map_words
+               else {"spike_buffer": {"depth": cfg.spike_words, "width": cfg.n_pe}}),
         },
     }
 
@@ -57,7 +58,7 @@ def expected_resources(cfg: HwConfig) -> dict:
         "membrane_bits": cfg.membrane_depth * cfg.n_pe * cfg.membrane_bits,
         "bias_bits": cfg.membrane_depth * cfg.n_pe * cfg.bias_bits,
         "event_bits": cfg.max_inputs * cfg.index_bits,
-        "spike_buffer_bits": cfg.max_neurons,
+        "spike_buffer_bits": 2 * cfg.max_map_words * cfg.n_pe if cfg.max_map_words else cfg.max_neurons,
         "accumulators": cfg.n_pe,
         "accumulator_bits": cfg.accumulator_bits,
         "multipliers": 0,
@@ -80,7 +81,6 @@ def generate(out: str | Path, cfg: HwConfig, model: IntModel | None = None, prel
     plain Verilog that every synthesis and simulation tool reads."""
     out = Path(out)
     if model is not None:
-        refuse_conv(model)
         check_fits(model, cfg)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise UserError(f"{out} exists and is not a folder written by mintaccel generate; choose another --out")

@@ -12,7 +12,8 @@ from amaranth.lib.wiring import In, Out
 
 from mintaccel.core.encodings import LoadSpace, address_bits
 from mintaccel.core.hwconfig import HwConfig
-from mintaccel.hw.registers import FIELDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS, LAYER_BASE, LAYER_STRIDE, layer_layout
+from mintaccel.hw.registers import (CONV_BASE, CONV_STRIDE, FIELDS, GLOBAL_LOAD_WORDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS,
+                                    LAYER_BASE, LAYER_STRIDE, conv_fields, layer_layout)
 
 
 def load_layout(cfg: HwConfig) -> data.StructLayout:
@@ -21,7 +22,7 @@ def load_layout(cfg: HwConfig) -> data.StructLayout:
 
 
 class HostInterface(wiring.Component):
-    def __init__(self, cfg: HwConfig, layers=None, n_layers: int = 0, timesteps: int = 0):
+    def __init__(self, cfg: HwConfig, layers=None, n_layers: int = 0, timesteps: int = 0, load_words: int = 0):
         """`layers`: register values per layer (hw.registers.layer_values) used as reset values."""
         self.cfg = cfg
         layers = list(layers or [])
@@ -35,6 +36,8 @@ class HostInterface(wiring.Component):
             "layers": Out(regs, init=init),
             "n_layers": Out(range(cfg.max_layers + 1), init=n_layers),
             "timesteps": Out(range(cfg.max_timesteps + 1), init=timesteps),
+            # a conv build: input map words LOADed per step (0: layer 0 reads the stream itself)
+            "load_words": Out(range(max(1, cfg.max_map_words) + 1), init=load_words),
             "w_waddr": Out(address_bits(cfg.weight_depth)),
             "w_wdata": Out(cfg.n_pe * cfg.weight_bits),
             "w_wen": Out(1),
@@ -59,8 +62,14 @@ class HostInterface(wiring.Component):
                     m.d.sync += self.n_layers.eq(p.data)
                 with m.Case(GLOBAL_TIMESTEPS):
                     m.d.sync += self.timesteps.eq(p.data)
+                if self.cfg.max_map_words:
+                    with m.Case(GLOBAL_LOAD_WORDS):
+                        m.d.sync += self.load_words.eq(p.data)
                 for layer in range(self.cfg.max_layers):
                     for f, name in enumerate(FIELDS):
                         with m.Case(LAYER_BASE + LAYER_STRIDE * layer + f):
+                            m.d.sync += self.layers[layer][name].eq(p.data)
+                    for f, name in enumerate(conv_fields(self.cfg)):
+                        with m.Case(CONV_BASE + CONV_STRIDE * layer + f):
                             m.d.sync += self.layers[layer][name].eq(p.data)
         return m

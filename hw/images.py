@@ -25,17 +25,19 @@ def weight_code(values: np.ndarray, fmt: WeightFormat) -> np.ndarray:
 
 
 def weight_banks(model: IntModel, cfg: HwConfig) -> np.ndarray:
-    """Codes per bank: int64 [n_pe, weight_depth]. Bank i, address base + g*n_in + j holds the weight
-    of neuron g*n_pe + i, input j. Unused words are 0."""
+    """Codes per bank: int64 [n_pe, weight_depth]. Bank i, address base + g*F + j holds the weight of
+    neuron (output channel) g*n_pe + i for input (tap index) j, F = n_in (the fan-in of a conv). Unused
+    words are 0."""
     banks = np.zeros((cfg.n_pe, cfg.weight_depth), np.int64)
-    for layer, place in zip(model.layers, layout(model, cfg.n_pe).layers):
-        codes = weight_code(layer.weight, layer.weight_format)
+    for place in layout(model, cfg.n_pe).layers:
+        v = place.view
+        codes = weight_code(v.tap_weights(), v.layer.weight_format)
         for g in range(place.groups):
             for i in range(cfg.n_pe):
                 n = g * cfg.n_pe + i
-                if n < layer.n_out:
-                    start = place.weight_base + g * layer.n_in
-                    banks[i, start:start + layer.n_in] = codes[n]
+                if n < len(codes):
+                    start = place.weight_base + g * v.fan_in
+                    banks[i, start:start + v.fan_in] = codes[n]
     return banks
 
 
@@ -48,17 +50,19 @@ def pack_lanes(lanes: np.ndarray, lane_bits: int) -> int:
 
 
 def bias_words(model: IntModel, cfg: HwConfig) -> list[int]:
-    """Packed bias words, one per neuron group over all layers (0 for layers without bias)."""
+    """Packed bias words, one per neuron group of a position (output channel block) over all layers, at
+    `bias_base + g` (0 for layers without bias)."""
     words = [0] * cfg.membrane_depth
     if not cfg.bias_bits:
         return words
-    for layer, place in zip(model.layers, layout(model, cfg.n_pe).layers):
+    for place in layout(model, cfg.n_pe).layers:
+        layer = place.view.layer
         if layer.bias is None:
             continue
         padded = np.zeros(place.groups * cfg.n_pe, np.int64)
-        padded[:layer.n_out] = layer.bias
+        padded[:len(layer.bias)] = layer.bias
         for g in range(place.groups):
-            words[place.membrane_base + g] = pack_lanes(padded[g * cfg.n_pe:(g + 1) * cfg.n_pe], cfg.bias_bits)
+            words[place.bias_base + g] = pack_lanes(padded[g * cfg.n_pe:(g + 1) * cfg.n_pe], cfg.bias_bits)
     return words
 
 
@@ -77,6 +81,41 @@ def spike_words(spikes: np.ndarray, n_pe: int) -> list[int]:
     for w in range(0, len(spikes), n_pe):
         words.append(sum(int(b) << i for i, b in enumerate(spikes[w:w + n_pe])))
     return words
+
+
+def input_words(model: IntModel, cfg: HwConfig, step: np.ndarray) -> list[int]:
+    """One step's `spikes_in` words: the input vector's spike words, or, when layer 0 reads a map (a
+    conv build LOADs it), the input map position-major, `n_pe` channels a word
+    (docs/microarchitecture.md, "Conv networks")."""
+    if not layout(model, cfg.n_pe).load_words:
+        return spike_words(step, cfg.n_pe)
+    c, h, w = model.input_shape
+    return map_words(step.reshape(c, h * w), cfg.n_pe)
+
+
+def output_words(model: IntModel, cfg: HwConfig, spikes: np.ndarray) -> list[int]:
+    """One step's `spikes_out` words: the last layer's output, position-major (a dense layer's spike
+    words)."""
+    c, h, w = layout(model, cfg.n_pe).layers[-1].view.out_shape
+    return map_words(spikes.reshape(c, h * w), cfg.n_pe)
+
+
+def map_words(channels_by_position: np.ndarray, n_pe: int) -> list[int]:
+    """A map [C, positions] as words: position q's channel blocks in order, channel b*n_pe + i in bit i."""
+    c, positions = channels_by_position.shape
+    return [sum(int(channels_by_position[ch, q]) << (ch - b) for ch in range(b, min(c, b + n_pe)))
+            for q in range(positions) for b in range(0, c, n_pe)]
+
+
+def output_counts(model: IntModel, cfg: HwConfig, words: list[int]) -> np.ndarray:
+    """Spike counts per output neuron (the model's order) from the `spikes_out` words of a run."""
+    c, h, w = layout(model, cfg.n_pe).layers[-1].view.out_shape
+    blocks, counts = -(-c // cfg.n_pe), np.zeros((c, h * w), np.int64)
+    for k, word in enumerate(words):
+        q, b = divmod(k % (blocks * h * w), blocks)
+        for i in range(min(cfg.n_pe, c - b * cfg.n_pe)):
+            counts[b * cfg.n_pe + i, q] += (word >> i) & 1
+    return counts.reshape(-1)
 
 
 def load_sequence(model: IntModel, cfg: HwConfig) -> list[tuple[int, int, int]]:

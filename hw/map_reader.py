@@ -76,7 +76,7 @@ class MapReader(wiring.Component):
             raise ValueError("n_pe, map_words and index_bits must be positive")
         self.n_pe, self.map_words, self.index_bits = n_pe, map_words, index_bits
         super().__init__({
-            "start": In(1),  # copy the registers and begin at position (0, 0)
+            "start": In(1),  # begin at position (0, 0), with `regs` as they were in this cycle
             "regs": In(reader_layout(map_words, index_bits)),
             "words": Out(stream.Signature(descriptor_layout(map_words, index_bits))),
             "busy": Out(1),
@@ -86,64 +86,108 @@ class MapReader(wiring.Component):
         m = Module()
         r = Signal.like(self.regs)  # the layer's registers, constant while the walk runs
         sb = step_bits(self.map_words)
-        cnt = {k: Signal(SIDE_BITS, name=k) for k in ("wx", "wy", "b", "kx", "ky", "ox", "oy")}
+        # one down-counter per level of the walk (innermost first), with its "last" flag a register: the
+        # walk's decisions are ANDs of flip-flops, never a compare
+        levels = ("wx", "wy", "b", "kx", "ky", "ox", "oy")
+        sizes = {"wx": "pool", "wy": "pool", "b": "blocks", "kx": "kw", "ky": "kh", "ox": "wo", "oy": "ho"}
+        left = {k: Signal(SIDE_BITS, name=f"left_{k}") for k in levels}
+        top = {k: Signal(SIDE_BITS, name=f"top_{k}") for k in levels}  # size - 1
+        single = {k: Signal(name=f"single_{k}") for k in levels}  # size == 1
+        last = {k: Signal(name=f"last_{k}") for k in levels}
         # running addresses: the start of each level of the walk, and the current word
         lvl = {k: Signal(signed(sb), name=f"a_{k}") for k in ("word", "wrow", "blk", "tap", "trow", "pos", "prow")}
         # pooled coordinates of the tap and of the position's origin
         py, px, ry, rx = (Signal(signed(COORD_BITS), name=n) for n in ("py", "px", "ry", "rx"))
+        row_in, col_in = Signal(), Signal()  # 0 <= py < hp, 0 <= px < wp: registers, set with py and px
+        # the next origins and hp - 1, wp - 1 as registers, so each inside test is one compare of registers
+        ry_next, rx_next = Signal(signed(COORD_BITS)), Signal(signed(COORD_BITS))
+        hp1, wp1 = Signal(SIDE_BITS), Signal(SIDE_BITS)
         base, tap_base = Signal(self.index_bits + 1), Signal(self.index_bits + 1)
         running = Signal()
 
-        last = {"wx": cnt["wx"] == r.pool - 1, "wy": cnt["wy"] == r.pool - 1, "b": cnt["b"] == r.blocks - 1,
-                "kx": cnt["kx"] == r.kw - 1, "ky": cnt["ky"] == r.kh - 1,
-                "ox": cnt["ox"] == r.wo - 1, "oy": cnt["oy"] == r.ho - 1}
         window_last = last["wx"] & last["wy"]
         position_last = window_last & last["b"] & last["kx"] & last["ky"]
         d = self.words.payload
         m.d.comb += [
             self.busy.eq(running), self.words.valid.eq(running),
             d.addr.eq(lvl["word"]), d.base.eq(base),
-            d.inside.eq((py >= 0) & (py < r.hp) & (px >= 0) & (px < r.wp)),
+            d.inside.eq(row_in & col_in),
             d.merge.eq(r.pool_max & ~window_last),
             d.position_last.eq(position_last), d.layer_last.eq(position_last & last["ox"] & last["oy"]),
         ]
 
-        def restart(levels, address):
-            """Every level from `levels` inward starts at `address`."""
-            for k in levels:
+        def restart(names, address):
+            """Every level from `names` inward starts at `address`."""
+            for k in names:
                 m.d.sync += lvl[k].eq(address)
 
+        def set_py(value, inside=None):
+            m.d.sync += [py.eq(value), row_in.eq((value >= 0) & (value < r.hp) if inside is None else inside)]
+
+        def set_px(value, inside=None):
+            m.d.sync += [px.eq(value), col_in.eq((value >= 0) & (value < r.wp) if inside is None else inside)]
+
+        def step(k):
+            """Level k moves on: its counter counts down (the levels inside it reload: `reload`)."""
+            m.d.sync += [left[k].eq(left[k] - 1), last[k].eq(left[k] == 1)]
+
+        def reload(k):
+            m.d.sync += [left[k].eq(top[k]), last[k].eq(single[k])]
+
         inner = ["word", "wrow", "blk", "tap", "trow", "pos", "prow"]
+        # idle, the walk's registers follow `regs` every cycle, so `start` only sets `running` (it comes
+        # from the controller's FSM: no fanout to the hundreds of registers behind it)
         with m.If(self.start):
-            m.d.sync += [r.eq(self.regs), running.eq(1), base.eq(0), tap_base.eq(0),
-                         py.eq(-self.regs.padding), px.eq(-self.regs.padding),
-                         ry.eq(-self.regs.padding), rx.eq(-self.regs.padding)]
-            m.d.sync += [c.eq(0) for c in cnt.values()]
+            m.d.sync += running.eq(1)
+        with m.If(~running):
+            pad, stride = self.regs.padding, self.regs.stride
+            m.d.sync += [r.eq(self.regs), base.eq(0), tap_base.eq(0), ry.eq(-pad), rx.eq(-pad),
+                         ry_next.eq(stride - pad), rx_next.eq(stride - pad),
+                         hp1.eq(self.regs.hp - 1), wp1.eq(self.regs.wp - 1)]
+            set_py(-pad, pad == 0)
+            set_px(-pad, pad == 0)
+            for k in levels:
+                size = self.regs[sizes[k]]
+                m.d.sync += [top[k].eq(size - 1), left[k].eq(size - 1), single[k].eq(size == 1), last[k].eq(size == 1)]
             restart(inner, self.regs.origin)
         with m.Elif(running & self.words.ready):
-            m.d.sync += cnt["wx"].eq(cnt["wx"] + 1)
+            step("wx")
             m.d.sync += lvl["word"].eq(lvl["word"] + r.blocks)  # the next pool-window column
             with m.If(last["wx"]):
-                m.d.sync += [cnt["wx"].eq(0), cnt["wy"].eq(cnt["wy"] + 1)]
+                reload("wx")
+                step("wy")
                 restart(inner[:2], lvl["wrow"] + r.stored_row)
                 with m.If(last["wy"]):
-                    m.d.sync += [cnt["wy"].eq(0), cnt["b"].eq(cnt["b"] + 1), base.eq(base + self.n_pe)]
+                    reload("wy")
+                    step("b")
+                    m.d.sync += base.eq(base + self.n_pe)
                     restart(inner[:3], lvl["blk"] + 1)
                     with m.If(last["b"]):
-                        m.d.sync += [cnt["b"].eq(0), cnt["kx"].eq(cnt["kx"] + 1), px.eq(px + 1),
-                                     base.eq(tap_base + r.channels), tap_base.eq(tap_base + r.channels)]
+                        reload("b")
+                        step("kx")
+                        m.d.sync += [base.eq(tap_base + r.channels), tap_base.eq(tap_base + r.channels)]
+                        set_px(px + 1, (px >= -1) & (px < wp1))
                         restart(inner[:4], lvl["tap"] + r.col_step)
                         with m.If(last["kx"]):
-                            m.d.sync += [cnt["kx"].eq(0), cnt["ky"].eq(cnt["ky"] + 1), px.eq(rx), py.eq(py + 1)]
+                            reload("kx")
+                            step("ky")
+                            set_px(rx)
+                            set_py(py + 1, (py >= -1) & (py < hp1))
                             restart(inner[:5], lvl["trow"] + r.row_step)
                             with m.If(last["ky"]):  # the next output position
-                                m.d.sync += [cnt["ky"].eq(0), cnt["ox"].eq(cnt["ox"] + 1), base.eq(0),
-                                             tap_base.eq(0), rx.eq(rx + r.stride), px.eq(rx + r.stride), py.eq(ry)]
+                                reload("ky")
+                                step("ox")
+                                m.d.sync += [base.eq(0), tap_base.eq(0), rx.eq(rx_next), rx_next.eq(rx_next + r.stride)]
+                                set_px(rx_next)
+                                set_py(ry)
                                 restart(inner[:6], lvl["pos"] + r.pos_col)
                                 with m.If(last["ox"]):
-                                    m.d.sync += [cnt["ox"].eq(0), cnt["oy"].eq(cnt["oy"] + 1),
-                                                 rx.eq(-r.padding), px.eq(-r.padding),
-                                                 ry.eq(ry + r.stride), py.eq(ry + r.stride)]
+                                    reload("ox")
+                                    step("oy")
+                                    m.d.sync += [rx.eq(-r.padding), rx_next.eq(r.stride - r.padding),
+                                                 ry.eq(ry_next), ry_next.eq(ry_next + r.stride)]
+                                    set_px(-r.padding, r.padding == 0)
+                                    set_py(ry_next)
                                     restart(inner, lvl["prow"] + r.pos_row)
                                     with m.If(last["oy"]):
                                         m.d.sync += running.eq(0)

@@ -14,6 +14,11 @@ an event) is decided from two registered flags per 4-bit group of `pending` (any
 tree over n / 4 flags instead of n bits: the flags of the group losing its lowest 1 follow from its
 own four bits. Words from the spike buffer come with their `nonzero` flag
 (`trusted`), so only host words are tested here, in one OR tree.
+
+A conv build (`maps`) also takes words from the map buffers (`mapped`): each comes with the tap index
+of its bit 0 (`word_base`), `word_last` (the output position's last word) and `word_merge` (a max
+pool: OR the word with the next, and extract the events once the window's last word is in); no mask
+(map words hold zeros past the channels).
 """
 
 from __future__ import annotations
@@ -36,13 +41,15 @@ DIRECT_LANES = 4
 
 
 class SpikeEncoder(wiring.Component):
-    def __init__(self, n_pe: int, max_inputs: int):
+    def __init__(self, n_pe: int, max_inputs: int, maps: bool = False):
         if n_pe < 1 or max_inputs < 2:
             raise ValueError("n_pe must be >= 1 and max_inputs >= 2")
-        self.n_pe = n_pe
+        self.n_pe, self.maps = n_pe, maps
         self.index_bits = address_bits(max_inputs)
         count_bits = max_inputs.bit_length()
+        mapped = {"mapped": In(1), "word_base": In(count_bits + 1), "word_last": In(1), "word_merge": In(1)} if maps else {}
         super().__init__({
+            **mapped,
             "start": In(1),
             "n_in": In(count_bits),
             "words": In(stream.Signature(n_pe)),
@@ -94,8 +101,11 @@ class SpikeEncoder(wiring.Component):
         lsb = Cat(*(Cat(*(onehot[i] for i in range(n) if i >> k & 1)).any() for k in range((n - 1).bit_length())))
         # with a power-of-two n_pe the word's first index has n's low bits clear: concatenate, no adder
         shift = (n - 1).bit_length()
+        # (a map word's base is a tap index, not a multiple of n: add)
+        concat = n == 1 << shift and not self.maps
         m.d.comb += [self.event_valid.eq(found),
-                     self.event_index.eq(Cat(lsb, found_base[shift:]) if n == 1 << shift else found_base + lsb)]
+                     self.event_index.eq(Cat(lsb, found_base[shift:]) if concat else found_base + lsb)]
+        merging = Signal()  # the last word taken is OR-ed with the next (a max pool's window)
 
         def word(rem):
             m.d.sync += [remaining.eq(rem), last.eq(rem <= n), mask.eq(Mux(rem <= n, _low_mask(rem, n), ones))]
@@ -106,16 +116,26 @@ class SpikeEncoder(wiring.Component):
                     word(self.n_in)
                     m.d.sync += [next_base.eq(0), self.word_index.eq(0), self.event_count.eq(0), pending.eq(0),
                                  nz.eq(0), multi.eq(0), empty.eq(1), more.eq(1)]
+                    if self.maps:
+                        m.d.sync += merging.eq(0)
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(~empty):  # one event per cycle, lowest index first
+                with m.If(~empty & ~merging if self.maps else ~empty):  # one event per cycle, lowest index first
                     m.d.sync += [found.eq(1), pending.eq(pending & below), nz.eq(after_nz), multi.eq(after_multi),
                                  empty.eq(_at_most_one(nz) & ~multi.any() if n > DIRECT_LANES else _at_most_one(pending)),
                                  self.event_count.eq(self.event_count + 1)]
                 with m.Elif(more):  # take the next word
                     m.d.comb += [self.words.ready.eq(1), self.stall.eq(~self.words.valid)]
-                    with m.If(self.words.valid):
+                    if self.maps:
+                        with m.If(self.words.valid & self.mapped):
+                            merged = Mux(merging, pending | self.words.payload, self.words.payload)
+                            m.d.sync += [pending.eq(merged),
+                                         nz.eq(Cat(*(merged[g].any() for g in groups))),
+                                         multi.eq(Cat(*(_at_least(merged[g], 2) for g in groups))),
+                                         empty.eq((empty | ~merging) & ~self.nonzero), more.eq(~self.word_last),
+                                         base.eq(self.word_base), merging.eq(self.word_merge)]
+                    with (m.Elif if self.maps else m.If)(self.words.valid):
                         word(remaining - n)
                         host_empty = (self.host_word & mask) == 0
                         word_in = self.words.payload & mask

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from mintaccel.core.errors import UserError
-from mintaccel.core.hwconfig import HwConfig, check_fits, refuse_conv
+from mintaccel.core.hwconfig import HwConfig, check_fits, layout
 from mintaccel.hw.controller import Controller
 from mintaccel.hw.host_interface import HostInterface, load_layout
 from mintaccel.hw.images import bias_words, weight_banks
+from mintaccel.hw.map_buffers import MapBuffers
+from mintaccel.hw.map_reader import MapReader
 from mintaccel.hw.membrane_memory import MembraneMemory
 from mintaccel.hw.pe_array import PEArray
 from mintaccel.hw.registers import layer_values
@@ -36,11 +37,7 @@ class Accelerator(wiring.Component):
         `assertions`: keep the RTL's `Assert`s (simulation and formal); False gives plain Verilog.
         `weight_slice_bits`: the weight memory in slices of that many bits (0: one memory; the FPGA
         flow's choice per target, flows/fit.py's weight_slice_bits)."""
-        if cfg.max_map_words:
-            raise UserError("hardware config: max_map_words must be 0: the RTL has no map buffers yet (conv "
-                            "networks run in `mintaccel simulate`)")
         if model is not None:
-            refuse_conv(model)
             check_fits(model, cfg)
         self.cfg, self.model, self.assertions = cfg, model, assertions
         self.weight_slice_bits = weight_slice_bits
@@ -61,11 +58,13 @@ class Accelerator(wiring.Component):
         m = Module()
         cfg, model = self.cfg, self.model
         mb, n = cfg.membrane_bits, cfg.n_pe
+        conv = bool(cfg.max_map_words)
+        values = layer_values(model, cfg) if model else None
         m.submodules.host = host = HostInterface(
-            cfg, layer_values(model, cfg) if model else None,
-            len(model.layers) if model else 0, model.timesteps if model else 0)
+            cfg, values, len(values) if model else 0, model.timesteps if model else 0,
+            layout(model, n).load_words if model and conv else 0)
         m.submodules.controller = ctrl = Controller(cfg)
-        m.submodules.encoder = enc = SpikeEncoder(n, cfg.max_inputs)
+        m.submodules.encoder = enc = SpikeEncoder(n, cfg.max_inputs, maps=conv)
         m.submodules.pe_array = pes = PEArray(n, cfg.weight_bits, cfg.accumulator_bits, cfg.bias_bits)
         preload = model is not None and not cfg.weight_spram  # SPRAM has no initial contents
         m.submodules.weights = wmem = WeightMemory(
@@ -73,7 +72,11 @@ class Accelerator(wiring.Component):
             spram=bool(cfg.weight_spram), slice_bits=self.weight_slice_bits)
         m.submodules.membranes = mmem = MembraneMemory(n, mb, cfg.membrane_depth)
         m.submodules.events = evmem = memory.Memory(shape=cfg.index_bits, depth=cfg.max_inputs, init=[])
-        m.submodules.spike_buffer = sbuf = SpikeBuffer(n, cfg.spike_words)
+        if conv:
+            m.submodules.map_reader = reader = MapReader(n, cfg.max_map_words, cfg.index_bits)
+            m.submodules.map_buffers = sbuf = MapBuffers(n, cfg.max_map_words, cfg.index_bits)
+        else:
+            m.submodules.spike_buffer = sbuf = SpikeBuffer(n, cfg.spike_words)
         regs, cur = host.layers[ctrl.layer], ctrl.cur
 
         wiring.connect(m, wiring.flipped(self.load), host.load)
@@ -92,13 +95,34 @@ class Accelerator(wiring.Component):
             enc.start.eq(ctrl.enc_start), enc.n_in.eq(cur.n_in),
             ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
             ctrl.enc_event_valid.eq(enc.event_valid), ctrl.enc_event_index.eq(enc.event_index),
-            sbuf.start.eq(enc.start), sbuf.index.eq(enc.word_index), sbuf.advance.eq(enc.advance),
-            enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
-            enc.trusted.eq(~ctrl.from_host), enc.nonzero.eq(sbuf.nonzero), enc.host_word.eq(self.spikes_in.payload),
-            enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, sbuf.word)),
-            self.spikes_in.ready.eq(enc.words.ready & ctrl.from_host),
+            enc.trusted.eq(~ctrl.from_host), enc.host_word.eq(self.spikes_in.payload),
             ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
         ]
+        def parity(layer):  # layer l reads map buffer l % 2 and writes the other (one layer: index 0)
+            return layer[0] if len(layer) else Const(0, 1)
+
+        if conv:  # the map reader's walk -> the map buffers' queue -> the encoder; LOAD writes buffer 0
+            word = sbuf.words.payload
+            wiring.connect(m, reader.words, sbuf.reads)
+            m.d.comb += [
+                reader.start.eq(ctrl.reader_start), sbuf.rsel.eq(parity(ctrl.layer)),
+                *(reader.regs[name].eq(regs[name]) for name in reader.regs.shape().members),
+                enc.mapped.eq(~ctrl.from_host), enc.word_base.eq(word.base), enc.word_last.eq(word.position_last),
+                enc.word_merge.eq(word.merge), enc.nonzero.eq(word.nonzero),
+                enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, sbuf.words.valid)),
+                enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, word.word)),
+                sbuf.words.ready.eq(enc.words.ready & ~ctrl.from_host),
+                self.spikes_in.ready.eq(Mux(ctrl.loading, 1, enc.words.ready & ctrl.from_host)),
+                ctrl.load_words.eq(host.load_words), ctrl.load_valid.eq(self.spikes_in.valid),
+            ]
+        else:
+            m.d.comb += [
+                sbuf.start.eq(enc.start), sbuf.index.eq(enc.word_index), sbuf.advance.eq(enc.advance),
+                enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
+                enc.nonzero.eq(sbuf.nonzero),
+                enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, sbuf.word)),
+                self.spikes_in.ready.eq(enc.words.ready & ctrl.from_host),
+            ]
 
         # events reach the event memory the cycle after the encoder finds them; the first read of them
         # comes two cycles after the last one is found
@@ -114,7 +138,7 @@ class Accelerator(wiring.Component):
         if cfg.bias_bits:
             m.submodules.biases = bmem = MembraneMemory(
                 n, cfg.bias_bits, cfg.membrane_depth, bias_words(model, cfg) if model else None)
-            m.d.comb += [bmem.raddr.eq(ctrl.m_addr), bmem.ren.eq(ctrl.m_ren), pes.biases.eq(bmem.rdata),
+            m.d.comb += [bmem.raddr.eq(ctrl.b_addr if conv else ctrl.m_addr), bmem.ren.eq(ctrl.m_ren), pes.biases.eq(bmem.rdata),
                          bmem.waddr.eq(host.b_waddr), bmem.wdata.eq(host.b_wdata), bmem.wen.eq(host.b_wen)]
 
         # threshold units: U units serve the n_pe lanes in P = n_pe / U beats, lanes b*U .. b*U + U - 1 in
@@ -157,10 +181,19 @@ class Accelerator(wiring.Component):
             spikes, membranes = Cat(got_spikes, beat_spikes), Cat(got_membranes, beat_membranes)
             with m.If(units[0].valid_out):
                 m.d.sync += [got_spikes.eq(spikes[n_units:]), got_membranes.eq(membranes[n_units * mb:])]
+        if conv:  # group write-backs go to the buffer the next layer reads; LOAD fills buffer 0
+            m.d.comb += [
+                sbuf.waddr.eq(Mux(ctrl.loading, ctrl.load_addr, ctrl.wb_group)),
+                sbuf.wdata.eq(Mux(ctrl.loading, self.spikes_in.payload, spikes)),
+                sbuf.wen.eq(Mux(ctrl.loading, self.spikes_in.valid, ctrl.wb_valid)),
+                sbuf.wsel.eq(Mux(ctrl.loading, 0, ~parity(ctrl.wb_layer))),
+                sbuf.out_addr.eq(ctrl.out_raddr),
+            ]
+        else:
+            m.d.comb += [sbuf.waddr.eq(ctrl.wb_group), sbuf.wdata.eq(spikes), sbuf.wen.eq(ctrl.wb_valid),
+                         sbuf.out_addr.eq(ctrl.out_addr)]
         m.d.comb += [
-            mmem.wdata.eq(membranes),
-            sbuf.waddr.eq(ctrl.wb_group), sbuf.wdata.eq(spikes), sbuf.wen.eq(ctrl.wb_valid),
-            sbuf.out_addr.eq(ctrl.out_addr), ctrl.out_data.eq(sbuf.out_data),
+            mmem.wdata.eq(membranes), ctrl.out_data.eq(sbuf.out_data),
             self.probe.valid.eq(ctrl.wb_valid), self.probe.step.eq(ctrl.wb_step), self.probe.layer.eq(ctrl.wb_layer),
             self.probe.group.eq(ctrl.wb_group), self.probe.spikes.eq(spikes), self.probe.membranes.eq(membranes),
         ]

@@ -11,7 +11,7 @@ from mintaccel.core.errors import UserError
 
 def hardware_config(path: str | None, model, n_pe: int | None):
     """A HwConfig from a JSON file of HwConfig fields, or the smallest build that runs `model`."""
-    from mintaccel.core.hwconfig import HwConfig, refuse_conv
+    from mintaccel.core.hwconfig import HwConfig
     if path:
         fields = read_json_object(path, f"hardware config {path}")
         unknown = set(fields) - {f for f in HwConfig.__dataclass_fields__}
@@ -25,7 +25,6 @@ def hardware_config(path: str | None, model, n_pe: int | None):
             raise UserError(f"{path}: {e}") from None
     if model is None:
         return HwConfig(**({"n_pe": n_pe} if n_pe is not None else {}))
-    refuse_conv(model)
     return HwConfig.for_model(model, 8 if n_pe is None else n_pe)
 
 

@@ -34,7 +34,8 @@ def _check_usage(args) -> None:
     if args.model is not None:
         if args.input is None:
             raise UserError("regress --model needs --input X.npy (input spikes [batch, T, inputs])")
-        given = [o for o, v in (("--networks", args.networks), ("--seed", args.seed)) if v is not None]
+        given = [o for o, v in (("--networks", args.networks), ("--seed", args.seed), ("--conv", args.conv or None))
+                 if v is not None]
         if given:
             raise UserError(f"{' and '.join(given)} {'choose' if len(given) > 1 else 'chooses'} random "
                             "networks: not with --model")
@@ -75,7 +76,8 @@ def cmd_regress(args) -> int:
     for sim in sims:
         with report.progress(f"{sim}: networks", networks) as advance:
             results[sim] = regress.regress(sim, networks, seed, jobs=args.jobs, chunk=args.chunk,
-                                           run_name=f"regress-{seed}", progress=_counter(advance))
+                                           run_name=f"regress-{'conv-' if args.conv else ''}{seed}",
+                                           progress=_counter(advance), conv=args.conv)
     _print(results, "mintaccel regress: generated Verilog vs reference model and cycle simulator")
     for sim, r in results.items():
         cov = [(f, n) for f, n in r["coverage"].items()]
@@ -183,6 +185,9 @@ def register(sub) -> None:
     p.add_argument("--input", metavar="X.npy", help="with --model: input spikes, uint8 0/1 [batch, T, inputs]")
     p.add_argument("--labels", metavar="Y.npy", help="with --model: integer labels [batch], to report accuracy")
     p.add_argument("--networks", type=int, help=f"random networks per simulator (default {DEFAULT_NETWORKS})")
+    p.add_argument("--conv", action="store_true",
+                   help="random conv networks (conv2d, max and sum pools, flatten, dense heads) on the generic "
+                        "conv build instead of dense ones")
     p.add_argument("--seed", type=int, help="first network's seed, 0..2^32-1 (default: a fresh one, printed)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                    help="simulations in parallel (default: min(2, CPUs))")

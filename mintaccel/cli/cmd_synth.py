@@ -75,12 +75,11 @@ def register(sub) -> None:
 # ---------------------------------------------------------------- synth
 
 def _load(args):
-    from mintaccel.core.hwconfig import HwConfig, check_fits, refuse_conv
+    from mintaccel.core.hwconfig import HwConfig, check_fits
     from mintaccel.core.shipped import shipped_model_path
     from mintaccel.model_export.format import load_model
     path = Path(args.model) if args.model else shipped_model_path()
     model = load_model(path)
-    refuse_conv(model)
     cfg = HwConfig.for_model(model, n_pe=args.n_pe, **threshold_units(args))
     check_fits(model, cfg)
     return path, model, cfg

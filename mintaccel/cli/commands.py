@@ -291,20 +291,19 @@ def cmd_run(args) -> int:
 
 SYNTH_DIR = "synth-ice40-up5k"
 SHIPPED_CONV_MODEL = "digits-conv-w2m2.npz"
-"""The digits conv net the demo shows next to the MLP (reference model and cycle simulator: the RTL is dense)."""
+"""The digits conv net the demo runs through the chain next to the MLP."""
 
 
 def _demo_models(args):
     """The MLP (it runs on the accelerator, so it must be dense) and the conv model (None when the
     install ships none and none is given), both checked before any work."""
-    from mintaccel.core.hwconfig import refuse_conv
     from mintaccel.model_export.format import load_model
     path = Path(args.model) if args.model else shipped_model_path()
     model = load_model(path)
-    try:
-        refuse_conv(model)
-    except UserError as e:
-        raise UserError(f"{path}: {e}; the demo shows a conv model with --conv-model") from None
+    if not model.dense_only:
+        kinds = ", ".join(sorted({l.kind for l in model.layers if l.kind != "dense"}))
+        raise UserError(f"{path} has {kinds} layers: the demo's --model is its dense network; "
+                        "give a conv model with --conv-model")
     conv_path = Path(args.conv_model) if args.conv_model else shipped_model_path(SHIPPED_CONV_MODEL)
     conv = None
     if args.conv_model or conv_path.is_file():
@@ -350,12 +349,10 @@ def _demo_conv(conv_path: Path, conv, clock_mhz: float) -> tuple[list[tuple], di
             *_memory_rows(fp, fp8, "conv "),
             ("conv on the cycle-accurate simulator", f"{report.percent(cyc['accuracy'])}, "
              f"{cyc['cycles_per_inference']:,.0f} cycles per inference ({cyc['n_pe']} PEs), "
-             f"{cyc['latency_us']:,.0f} us at {clock_mhz:g} MHz, {cyc['energy_total_pj'] / 1000:.1f} nJ with memory (estimate)"),
-            ("conv model in the RTL", "comes with the conv datapath's RTL (a later issue): "
-                                      "generate, synth and regress run dense layers only for now")]
+             f"{cyc['latency_us']:,.0f} us at {clock_mhz:g} MHz, {cyc['energy_total_pj'] / 1000:.1f} nJ with memory (estimate)")]
     return rows, {"model": str(conv_path), "samples": len(spikes), "quantized_accuracy": acc,
                   "recorded_test_accuracy": conv.meta.get("test_accuracy"), "footprint_bits": fp,
-                  "footprint_bits_8bit_membranes": fp8, "cycle_accurate": cyc, "rtl": "later issue (conv datapath RTL)"}
+                  "footprint_bits_8bit_membranes": fp8, "cycle_accurate": cyc}
 
 
 def cmd_demo(args) -> int:
@@ -421,33 +418,47 @@ def cmd_demo(args) -> int:
         figures["verilog"] = str(verilog)
         if not args.no_synth:
             rows += _demo_synthesis(cfg, model, target, tmp / SYNTH_DIR, out / SYNTH_DIR, cyc, figures)
+        if conv is not None:  # the conv model through the same chain: its Verilog, and its synthesis
+            conv_cfg = HwConfig.for_model(conv)
+            generate(tmp / "rtl-conv", conv_cfg, conv)
+            conv_rows.append(("conv accelerator Verilog", f"{out / 'rtl-conv' / (TOP_NAME + '.v')} "
+                                                          f"({conv_cfg.n_pe} PEs, two map buffers of "
+                                                          f"{conv_cfg.max_map_words} words, memories preloaded)"))
+            figures["conv"]["verilog"] = str(out / "rtl-conv" / (TOP_NAME + ".v"))
+            if not args.no_synth:
+                conv_rows += _demo_synthesis(conv_cfg, conv, target, tmp / (SYNTH_DIR + "-conv"),
+                                             out / (SYNTH_DIR + "-conv"), figures["conv"]["cycle_accurate"],
+                                             figures["conv"], prefix="conv ")
     rows += conv_rows
     report.table("mintaccel demo", rows, ("", ""))
     report.maybe_json(args.json, figures)
     return 0
 
 
-def _demo_synthesis(cfg, model, target, build: Path, final: Path, cyc: dict, figures: dict) -> list[tuple]:
+def _demo_synthesis(cfg, model, target, build: Path, final: Path, cyc: dict, figures: dict,
+                    prefix: str = "") -> list[tuple]:
     """Area and Fmax of the default build on iCE40 UP5K, and the latency at that Fmax; a tool failure
-    becomes a row, not an abort. `build` is where the flow runs, `final` where its files end up."""
+    becomes a row, not an abort. `build` is where the flow runs, `final` where its files end up;
+    `prefix` names the model in the rows (the conv model's: "conv ")."""
     from mintaccel.flows.flow import run_flow, stage_count
     try:
-        with report.progress("synthesis (iCE40 UP5K)", stage_count(False, True, False)) as advance:
+        with report.progress(f"{prefix}synthesis (iCE40 UP5K)", stage_count(False, True, False)) as advance:
             rep = run_flow(cfg, model, target, build, breakdown=False, pnr=True, advance=advance)
     except UserError as e:
-        return [("iCE40 UP5K synthesis", f"failed: {e}")]
+        return [(f"{prefix}iCE40 UP5K synthesis", f"failed: {e}")]
     syn, pnr = rep["synthesis"], rep.get("pnr") or {}
     fmax = pnr.get("fmax_mhz")
     figures["ice40_up5k"] = {"luts": syn["luts"], "ffs": syn["ffs"], "bram": syn["bram"], "dsp": syn["dsp"],
                              "fmax_mhz": fmax, "goal_mhz": target.freq_mhz,
                              "goal_met": None if fmax is None else fmax >= target.freq_mhz,
                              "latency_us_at_fmax": None if not fmax else cyc["cycles_per_inference"] / fmax}
-    rows = [("iCE40 UP5K area (Yosys)", f"{syn['luts']:,} LUTs, {syn['ffs']:,} FFs, {syn['bram']} block RAMs, "
-                                        f"{syn['dsp']} DSP, {rep['generic']['multipliers']} multipliers")]
+    rows = [(f"{prefix}iCE40 UP5K area (Yosys)", f"{syn['luts']:,} LUTs, {syn['ffs']:,} FFs, {syn['bram']} block RAMs, "
+                                                 f"{syn.get('spram', 0)} SPRAM, {syn['dsp']} DSP, "
+                                                 f"{rep['generic']['multipliers']} multipliers")]
     if not fmax:
-        return rows + [("iCE40 UP5K Fmax (nextpnr)", f"not reported (reports in {final})")]
+        return rows + [(f"{prefix}iCE40 UP5K Fmax (nextpnr)", f"not reported (reports in {final})")]
     verdict = "met" if fmax >= target.freq_mhz else "NOT met"
     return rows + [
-        ("iCE40 UP5K Fmax (nextpnr)", f"{fmax:.1f} MHz: the {target.freq_mhz:g} MHz goal is {verdict} (reports in {final})"),
-        (f"latency per inference at the achieved {fmax:.1f} MHz", f"{cyc['cycles_per_inference'] / fmax:.1f} us"),
+        (f"{prefix}iCE40 UP5K Fmax (nextpnr)", f"{fmax:.1f} MHz: the {target.freq_mhz:g} MHz goal is {verdict} (reports in {final})"),
+        (f"{prefix}latency per inference at the achieved {fmax:.1f} MHz", f"{cyc['cycles_per_inference'] / fmax:,.1f} us"),
     ]

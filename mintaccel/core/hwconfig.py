@@ -17,6 +17,11 @@ also a layer's DRAIN (docs/microarchitecture.md, "Threshold pipeline"): the RTL'
 (hw.threshold_unit.ThresholdUnit.LATENCY) and the cycle model's LAYER_DRAIN are both this constant."""
 
 
+MAP_SETUP = 1
+"""The extra SETUP cycle of a layer that reads a map buffer (docs/microarchitecture.md, "Conv networks"):
+its map reader starts in the first, so the first word is queued when the encoder asks for it."""
+
+
 DEFAULT_LANES_PER_UNIT = 8
 """Lanes per threshold unit of `HwConfig.for_model`'s builds (when n_pe is a multiple): a unit costs
 about ten times a PE's LUTs and is busy one cycle per lane, while a group takes E + 4 cycles, so eight
@@ -201,16 +206,6 @@ class Layout:
     """Words of each map buffer (0: a dense network, no map buffers)."""
     load_words: int
     """Input words LOADed into a map buffer per step (0: layer 0 reads the host stream itself)."""
-
-
-def refuse_conv(model: IntModel) -> None:
-    """The RTL runs dense networks only for now (docs/arithmetic.md version 1): say so in one line for a
-    model with conv2d, pool or flatten layers, before any hardware work starts."""
-    if not model.dense_only:
-        kinds = ", ".join(sorted({l.kind for l in model.layers if l.kind != "dense"}))
-        raise UserError(f"this model has {kinds} layers: the RTL (generate, synth, regress) runs dense layers "
-                        "only for now; `mintaccel simulate` runs conv models cycle-accurately, "
-                        "`mintaccel run` and `mintaccel info` take them too")
 
 
 def layout(model: IntModel, n_pe: int) -> Layout:

@@ -435,6 +435,16 @@ def generic_config():
                     threshold_units=1)
 
 
+def generic_conv_config():
+    """The build that runs every random conv network of the regression (netgen.conv_case, loaded at run
+    time): map buffers of 128 words, every weight and membrane format, 8-bit biases, up to 3 neuron
+    layers, n_pe = 4 with one threshold unit (P = 4)."""
+    from mintaccel.core.hwconfig import HwConfig
+    return HwConfig(n_pe=4, max_layers=3, max_inputs=1024, max_neurons=512, max_timesteps=16,
+                    weight_bits=8, membrane_bits=8, bias_bits=8, weight_depth=2048, membrane_depth=256,
+                    threshold_units=1, max_map_words=128)
+
+
 def accelerator_verilog(cfg, model=None) -> str:
     """The accelerator's Verilog as `mintaccel generate` writes it (top module `mintaccel_top`), with the
     RTL's assertions kept (generate leaves them out): the simulators check them (--assert)."""
@@ -464,14 +474,16 @@ def broken_threshold(verilog: str) -> str:
     return patched
 
 
-def accelerator_build(sim: str, waves: bool | None = None) -> Build:
+def accelerator_build(sim: str, waves: bool | None = None, conv: bool = False) -> Build:
+    """The generic build of the random regression (`conv`: the conv build)."""
+    if conv:
+        return build(sim, "accelerator-generic-conv", accelerator_verilog(generic_conv_config()), top_name(), waves)
     return build(sim, "accelerator-generic", accelerator_verilog(generic_config()), top_name(), waves)
 
 
 def model_config(model):
     """The hardware `mintaccel generate --model` builds for `model` (the smallest that runs it)."""
-    from mintaccel.core.hwconfig import HwConfig, check_fits, refuse_conv
-    refuse_conv(model)
+    from mintaccel.core.hwconfig import HwConfig, check_fits
     cfg = HwConfig.for_model(model)
     check_fits(model, cfg)  # UserError, one line, if it cannot run there
     return cfg

@@ -66,29 +66,31 @@ def parallel(fn, items, jobs: int, on_done=None) -> list:
 
 
 def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, jobs: int = 1, chunk: int = 50,
-            run_name: str = "regress", progress=None, samples: int = 3) -> dict:
-    """Run `networks` random networks from `seed` on `sim`; returns the merged summary (see SUMS, plus
-    mismatch_details, failed_seeds, coverage, wall_seconds, cycles_per_second, build_seconds)."""
+            run_name: str = "regress", progress=None, samples: int = 3, conv: bool = False) -> dict:
+    """Run `networks` random networks from `seed` on `sim` (`conv`: random conv networks on the conv
+    build); returns the merged summary (see SUMS, plus mismatch_details, failed_seeds, coverage,
+    wall_seconds, cycles_per_second, build_seconds)."""
     reason = harness.unavailable(sim)
     if reason:
         raise RuntimeError(f"{sim}: {reason}")
     t0 = time.perf_counter()
-    cfg = harness.generic_config()
-    b = harness.accelerator_build(sim)
+    cfg = harness.generic_conv_config() if conv else harness.generic_config()
+    b = harness.accelerator_build(sim, conv=conv)
     build_seconds = time.perf_counter() - t0
     parts = ((seed + i, min(chunk, networks - i)) for i in range(0, networks, chunk))
 
     def one(k, part):
         first, count = part
         job = harness.random_job(cfg, first, count, samples=samples)
-        return first, count, harness.run(b, "acc_bench", job, f"{run_name}-{k:03d}", testcase="random_networks")
+        return first, count, harness.run(b, "acc_bench", job, f"{run_name}-{k:03d}",
+                                         testcase="random_conv_networks" if conv else "random_networks")
 
     t1 = time.perf_counter()
     merged = merge(parallel(one, parts, jobs, _reporter(progress)))
     merged.update({
         "sim": sim, "seed": seed, "networks_requested": networks, "build_seconds": round(build_seconds, 2),
         "wall_seconds": round(time.perf_counter() - t1, 2), "jobs": jobs,
-        "build": str(b.folder),
+        "build": str(b.folder), "conv": conv,
     })
     merged["cycles_per_second"] = round(merged["clock_cycles"] / max(merged["wall_seconds"], 1e-9))
     return merged

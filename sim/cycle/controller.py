@@ -3,7 +3,7 @@
 `phase_cycles` is the **only** place where docs/microarchitecture.md's cycle formula lives ("Exact
 cycle cost"); every block's busy cycles are read off its phases, so a changed constant is changed here.
 
-    cycles = 2 + sum_t ( LOAD + O[L-1] + sum_l ( 1 + sum_q ( 1 + W[l] + E[l][t][q] + 1 + 5 + WAIT0[l][t][q]
+    cycles = 2 + sum_t ( LOAD + O[L-1] + sum_l ( 1 + M[l] + sum_q ( 1 + W[l] + E[l][t][q] + 1 + 5 + WAIT0[l][t][q]
                                           + (G[l] - 1) * max(E[l][t][q] + 5, P) ) + P + 5 ) )
              (+ stalls; P = lanes per threshold unit, 1 when every lane has its own;
               WAIT0 = max(0, P - (1 + W + E + 1 + 5)) for positions q >= 1, 0 for q = 0)
@@ -11,7 +11,8 @@ cycle cost"); every block's busy cycles are read off its phases, so a changed co
 A dense layer has one position q, whose W words are its input vector's; a conv layer runs the same
 schedule once per output position, its W words being the receptive field (docs/microarchitecture.md,
 "Conv networks"). LOAD is the input map's words for a network whose layer 0 reads a map buffer (0
-otherwise) and O[L-1] the last layer's output words (G for a dense layer).
+otherwise), O[L-1] the last layer's output words (G for a dense layer) and M[l] = 1 for a layer that
+reads a map buffer (its map reader's first word is fetched in a second SETUP cycle), 0 otherwise.
 
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them, and costs
 5 cycles after it (the pipeline drains, FIRE). The five overhead cycles of every later group are split
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mintaccel.core.encodings import address_bits
-from mintaccel.core.hwconfig import THRESHOLD_LATENCY, HwConfig, check_fits
+from mintaccel.core.hwconfig import MAP_SETUP, THRESHOLD_LATENCY, HwConfig, check_fits
 from mintaccel.core.errors import UserError
 from mintaccel.sim.cycle import (bias_memory, event_memory, host_interface, membrane_memory, pe_array, spike_buffer,
                        spike_encoder, threshold_unit, weight_memory)
@@ -120,10 +121,12 @@ class PhaseCycles:
         return d
 
 
-def phase_cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: int = 0) -> PhaseCycles:
+def phase_cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: int = 0,
+                 mapped=None) -> PhaseCycles:
     """docs/microarchitecture.md's cycle cost from the events, W = words [L] (per position), G = groups
     [L] (per position) and P = lanes per threshold unit. `events` is E[l][t][q]: a sequence of L arrays
-    int64 [B, T, positions of l], or one array [B, T, L] for layers of one position each (dense)."""
+    int64 [B, T, positions of l], or one array [B, T, L] for layers of one position each (dense);
+    `mapped[l]` is 1 for a layer that reads a map buffer (none in a dense build)."""
     if isinstance(events, np.ndarray):
         events = [events[:, :, l:l + 1] for l in range(events.shape[2])]
     per_layer = [np.asarray(e, np.int64) for e in events]
@@ -135,7 +138,7 @@ def phase_cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: 
         w, g, n = int(words[l]), int(groups[l]), e.shape[2]
         total = e.sum(axis=2)
         encode = ENCODE_START + ENCODE_PER_WORD * w + ENCODE_PER_EVENT * e + ENCODE_DONE  # per position
-        f["setup"][:, :, l] = SETUP
+        f["setup"][:, :, l] = SETUP + (MAP_SETUP if mapped is not None and mapped[l] else 0)
         f["encode"][:, :, l] = encode.sum(axis=2)
         f["group_start"][:, :, l] = GROUP_START * (g - 1) * n
         f["acc"][:, :, l] = ACC_PER_EVENT * total * (g - 1)
@@ -150,9 +153,9 @@ def phase_cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: 
                        load=np.full(shape[:2], LOAD_PER_WORD * load_words, np.int64), **f)
 
 
-def cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: int = 0) -> np.ndarray:
+def cycles(events, words, groups, lanes_per_unit: int = 1, *, load_words: int = 0, mapped=None) -> np.ndarray:
     """int64 [B]: total cycles of each inference without stalls (the formula of the doc)."""
-    return phase_cycles(events, words, groups, lanes_per_unit, load_words=load_words).total
+    return phase_cycles(events, words, groups, lanes_per_unit, load_words=load_words, mapped=mapped).total
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,9 @@ BLOCKS = (host_interface, spike_encoder, event_memory, weight_memory, pe_array, 
 def account(act: Activity, stall_model: StallModel | None = None) -> CycleResult:
     """Cycles and event counts of every block for the spike patterns in `act` (vectorized over the batch)."""
     load = act.layout.load_words
-    phases = phase_cycles(act.position_events, act.words, act.groups, act.cfg.lanes_per_unit, load_words=load)
+    mapped = [bool(act.cfg.max_map_words) and not v.from_host for v in act.views]
+    phases = phase_cycles(act.position_events, act.words, act.groups, act.cfg.lanes_per_unit, load_words=load,
+                          mapped=mapped)
     steps = (act.batch, act.timesteps)
     in_words = np.full(steps, load * LOAD_PER_WORD if load else act.words[0] * ENCODE_PER_WORD, np.int64)
     out_words = np.full(steps, act.out_words[-1] * OUTPUT_PER_WORD, np.int64)
@@ -253,7 +258,7 @@ def controller_counts(act: Activity, phases: PhaseCycles, stalls: Stalls, total:
     return BlockCounts(
         name="controller", kind="control", busy=total - stalls.total, stall=stalls.total, total=total,
         ops={"additions": acc_cycles + group_count,
-             "setups": phases.setup.sum(axis=1) // SETUP,
+             "setups": np.full(act.events.shape[::2], act.timesteps, np.int64),
              "groups": group_count},
         op_bits={"additions": address_bits(cfg.weight_depth)},
     )

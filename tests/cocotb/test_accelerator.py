@@ -106,8 +106,41 @@ def test_negative_control_broken_threshold_is_caught(sim, run_name):
     r = harness.run(b, MODULE, job, run_name, testcase="random_networks")
     s = r.summary
     assert not r.passed and s["mismatches"] > 0, "the bench did not catch the broken threshold compare"
-    assert any(": spikes of neurons" in d for d in s["mismatch_details"]), s["mismatch_details"][:5]
+    assert any(": spikes of the group's" in d for d in s["mismatch_details"]), s["mismatch_details"][:5]
     assert s["failed_seeds"], "a caught mismatch must name the network seed to rerun"
+
+
+#: Conv networks of the fast subset per simulator, on the generic conv build.
+FAST_CONV_NETWORKS = {"verilator": 20, "icarus": 6}
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_random_conv_networks(sim, seed, run_name):
+    """Seeded random conv networks (netgen.conv_case): kernels, strides, padding, max and sum pools
+    (overlapping too), pool first, flatten first, conv last, channels past n_pe, every format, biases,
+    back-pressure; every write-back (spikes, membranes, its cycle), every output word and every run's
+    cycles checked against the reference model and the cycle-accurate simulator."""
+    cfg = harness.generic_conv_config()
+    b = harness.accelerator_build(sim, conv=True)
+    n = int(os.environ.get("MINTACCEL_NETWORKS", "").strip() or FAST_CONV_NETWORKS[sim])
+    s = check(harness.run(b, MODULE, harness.random_job(cfg, seed, n, samples=2), run_name,
+                          testcase="random_conv_networks"))
+    assert s["networks"] == n
+    if sim == "verilator" and seed == harness.DEFAULT_SEED and n == FAST_CONV_NETWORKS[sim]:
+        wanted = {"pool max", "pool sum", "pool overlapping", "stride 2", "padding", "conv last", "pool first",
+                  "channels past n_pe", "stall spikes_in", "stall spikes_out"}
+        assert not wanted - set(s["coverage"]), f"the fast conv subset no longer covers {sorted(wanted - set(s['coverage']))}"
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_negative_control_broken_threshold_is_caught_on_conv(sim, run_name):
+    """The broken threshold compare on the conv build: the conv bench catches it too."""
+    cfg = harness.generic_conv_config()
+    b = harness.build(sim, "accelerator-conv-broken-threshold",
+                      harness.broken_threshold(harness.accelerator_verilog(cfg)), harness.top_name())
+    r = harness.run(b, MODULE, harness.random_job(cfg, harness.DEFAULT_SEED, 4, samples=2, keep=200), run_name,
+                    testcase="random_conv_networks")
+    assert not r.passed and r.summary["mismatches"] > 0 and r.summary["failed_seeds"]
 
 
 @pytest.mark.parametrize("sim", [p for p in SIMS if p.id == "verilator"])
@@ -119,12 +152,14 @@ def test_busy_starts_the_cycle_after_start(sim, seed, run_name):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("conv", [False, True], ids=["dense", "conv"])
 @pytest.mark.parametrize("sim", SIMS)
-def test_long_regression(sim, seed, run_name):
-    """>= 200 random networks per simulator (`mintaccel regress` runs the same, with a summary table)."""
+def test_long_regression(sim, conv, seed, run_name):
+    """>= 200 random networks per simulator, dense and conv (`mintaccel regress [--conv]` runs the same,
+    with a summary table)."""
     from mintaccel.verify.regress import regress
     networks = max(200, int(os.environ.get("MINTACCEL_NETWORKS") or 0))
-    s = regress(sim, networks=networks, seed=seed, jobs=1, run_name=run_name)
+    s = regress(sim, networks=networks, seed=seed, jobs=1, run_name=run_name, conv=conv)
     print(f"{sim}: {s['networks']} networks, {s['run_cycles']:,} run cycles, {s['mismatches']} mismatches, "
           f"{s['wall_seconds']} s")
     assert s["mismatches"] == 0, "\n".join(s["mismatch_details"][:20] + s["bench_errors"][:2]) + rerun_hint(s)

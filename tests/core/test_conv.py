@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mintaccel.core.conv import Conv2dLayer, FlattenLayer, PoolLayer, out_side
-from mintaccel.core.hwconfig import HwConfig, check_fits, refuse_conv
+from mintaccel.core.hwconfig import HwConfig, check_fits
 from mintaccel.core.errors import UserError
 from mintaccel.core.model import DenseLayer, IntModel, Leak, ModelError, WeightFormat
 
@@ -109,11 +109,9 @@ def test_footprint_counts_shared_weights_once():
     assert fp["fp32"] == 32 * (8 * 9 + 10 * 128 + 8 * 64 + 10)
 
 
-def test_rtl_refuses_conv_models_in_one_line_and_a_dense_build_has_no_map_buffers():
+def test_a_dense_build_has_no_map_buffers():
     c1 = conv(2, (1, 4, 4))
     model = IntModel((c1, FlattenLayer(c1.out_shape), dense(3, 32)), 4)
-    with pytest.raises(UserError, match=r"conv2d, flatten layers: the RTL \(generate, synth, regress\) runs dense"):
-        refuse_conv(model)
     assert HwConfig.for_model(model).max_map_words == 16  # the cycle simulator's build: 4x4 positions, one block
     with pytest.raises(UserError, match="feature maps need 16 words per map buffer > a dense build has no map buffers"):
         check_fits(model, HwConfig())

@@ -8,7 +8,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from mintaccel.core.hwconfig import HwConfig, layout
-from mintaccel.hw.images import load_sequence, spike_words, unpack_lanes
+from mintaccel.hw.images import input_words, load_sequence, unpack_lanes
 from mintaccel.hw.threshold_unit import ThresholdUnit
 from mintaccel.hw.top import Accelerator
 from mintaccel.core.model import IntModel
@@ -17,9 +17,9 @@ from mintaccel.core.model import IntModel
 @dataclass
 class RunResult:
     spikes: list = field(default_factory=list)
-    """Per layer: uint8 [T, n_out]."""
+    """Per model layer: uint8 [T, n_out] (None for a pool or a flatten)."""
     membranes: list = field(default_factory=list)
-    """Per layer: int [T, n_out] (values written back)."""
+    """Per model layer: int [T, n_out] (values written back; None for a pool or a flatten)."""
     outputs: list = field(default_factory=list)
     """spikes_out words in order."""
     cycles: int = 0
@@ -33,6 +33,7 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
     otherwise the model is loaded through the `load` stream first. `input_gaps(cycle)` /
     `output_stalls(cycle)` return True to hold valid / ready low in that cycle."""
     dut = Accelerator(cfg, model if preload else None)
+    views = [p.view for p in layout(model, cfg.n_pe).layers]
     results = []
 
     async def testbench(ctx):
@@ -43,10 +44,13 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
                 await ctx.tick()
             ctx.set(dut.load.valid, 0)
         for sample in samples:
+            neuron = {v.index for v in views}
             res = RunResult(
-                spikes=[np.zeros((model.timesteps, l.n_out), np.uint8) for l in model.layers],
-                membranes=[np.zeros((model.timesteps, l.n_out), np.int64) for l in model.layers])
-            words = [w for t in range(model.timesteps) for w in spike_words(sample[t], cfg.n_pe)]
+                spikes=[np.zeros((model.timesteps, l.n_out), np.uint8) if i in neuron else None
+                        for i, l in enumerate(model.layers)],
+                membranes=[np.zeros((model.timesteps, l.n_out), np.int64) if i in neuron else None
+                           for i, l in enumerate(model.layers)])
+            words = [w for t in range(model.timesteps) for w in input_words(model, cfg, sample[t])]
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
@@ -64,14 +68,14 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
                 if ctx.get(dut.spikes_out.valid) and not stall:
                     res.outputs.append(ctx.get(dut.spikes_out.payload))
                 tr = ctx.get(dut.probe)
-                if tr.valid:
-                    l, g, t = tr.layer, tr.group, tr.step
-                    n_out = model.layers[l].n_out
-                    lanes = range(g * cfg.n_pe, min((g + 1) * cfg.n_pe, n_out))
+                if tr.valid:  # group k of a layer: channel block k % G at output position k // G
+                    v, k, t = views[tr.layer], tr.group, tr.step
+                    q, g = divmod(k, v.groups)
                     mem = unpack_lanes(tr.membranes, cfg.n_pe, cfg.membrane_bits)
-                    for i, neuron in enumerate(lanes):
-                        res.spikes[l][t, neuron] = (tr.spikes >> i) & 1
-                        res.membranes[l][t, neuron] = mem[i]
+                    for i, channel in enumerate(range(g * cfg.n_pe, min((g + 1) * cfg.n_pe, v.out_shape[0]))):
+                        neuron = channel * v.positions + q  # the model's (C, H, W) order
+                        res.spikes[v.index][t, neuron] = (tr.spikes >> i) & 1
+                        res.membranes[v.index][t, neuron] = mem[i]
                 done = ctx.get(dut.done)
                 await ctx.tick()
                 if done:

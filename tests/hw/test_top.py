@@ -94,3 +94,62 @@ def test_threshold_above_the_bound_widens_the_accumulator(seed):
     results = run_accelerator(model, cfg, x, preload=seed % 2 == 0)
     check(model, cfg, x, results)
     assert [r.cycles for r in results] == simulate(model, x, cfg).cycles.tolist(), f"seed {seed}"
+
+
+# ---- conv networks (docs/microarchitecture.md, "Conv networks") ----
+
+def check_conv(model, cfg, x, results):
+    """Spikes and membranes of every neuron layer and step equal the reference model's, the output stream
+    is the last layer's words, and the cycles are the cycle-accurate simulator's (itself the doc's)."""
+    from mintaccel.hw.images import output_words
+    ref = run(model, x)
+    sim = simulate(model, x, cfg)
+    for b, res in enumerate(results):
+        for l, layer in enumerate(model.layers):
+            if res.spikes[l] is None:
+                continue
+            assert np.array_equal(res.spikes[l], ref.spikes[l][b]), f"sample {b} layer {l} spikes"
+            assert np.array_equal(res.membranes[l], ref.membranes[l][b]), f"sample {b} layer {l} membranes"
+        assert res.outputs == [w for t in range(model.timesteps) for w in output_words(model, cfg, ref.spikes[-1][b, t])]
+        assert res.cycles - res.stall_cycles == sim.cycles[b], f"sample {b}: RTL {res.cycles - res.stall_cycles} cycles, simulator {sim.cycles[b]}"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_conv_networks(seed):
+    """Random conv networks (pool first, conv last, strides, padding, both pools, overlapping pool windows,
+    channels past n_pe, biases, every format), preloaded or loaded at run time, shared threshold units."""
+    from tests.sim.cycle.test_controller import random_conv_net
+    n_pe, units = [(2, 0), (4, 1), (8, 2), (3, 0)][seed % 4]
+    net = next(k for k in range(seed, seed + 1000, 50) if not random_conv_net(k).layers[0].kind == "flatten")
+    model = random_conv_net(net)
+    cfg = HwConfig.for_model(model, n_pe, threshold_units=units, bias_bits=8, weight_bits=8, membrane_bits=8)
+    x = random_spikes(seed, 2, model.timesteps, model.n_inputs, density=[0.2, 0.5][seed % 2])
+    check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=seed % 2 == 0))
+
+
+@pytest.mark.parametrize("seed", range(8, 12))
+def test_conv_back_pressure_adds_exactly_the_stall_cycles(seed):
+    """Gaps on spikes_in during LOAD and a host slow to take spikes_out: the stalls are counted, and
+    cycles minus stalls stay the simulator's; P = 16 (n_pe 16, one unit) so that positions wait."""
+    from tests.sim.cycle.test_controller import random_conv_net
+    n_pe, units = [(4, 0), (16, 1), (2, 0), (8, 1)][seed % 4]
+    net = next(k for k in range(seed, seed + 1000, 50) if random_conv_net(k).layers[0].kind != "flatten")
+    model = random_conv_net(net)
+    cfg = HwConfig.for_model(model, n_pe, threshold_units=units, bias_bits=8, weight_bits=8, membrane_bits=8)
+    x = random_spikes(seed, 2, model.timesteps, model.n_inputs, density=0.3)
+    rng = np.random.default_rng(seed)
+    gaps, stalls = rng.random(400_000) < 0.3, rng.random(400_000) < 0.5
+    results = run_accelerator(model, cfg, x, input_gaps=lambda c: gaps[c], output_stalls=lambda c: stalls[c])
+    check_conv(model, cfg, x, results)
+    assert all(r.stall_cycles > 0 for r in results)
+
+
+def test_shipped_conv_model_on_digits():
+    """The shipped digits conv model, one test sample, 16 PEs: every layer's spikes and membranes."""
+    from mintaccel.core.shipped import shipped_model_path
+    from mintaccel.model_export.format import load_model
+    model = load_model(shipped_model_path("digits-conv-w2m2.npz"))
+    cfg = HwConfig.for_model(model, 16)
+    x = rate_encode(datasets.digits().x_test[:1], model.timesteps, 16)
+    results = run_accelerator(model, cfg, x, max_cycles=400_000)
+    check_conv(model, cfg, x, results)

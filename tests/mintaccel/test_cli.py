@@ -48,8 +48,8 @@ def test_demo_prints_and_writes_json(tmp_path):
 
 
 def test_demo_shows_a_conv_model_on_the_reference_model(tmp_path):
-    """A random conv model (seed 1): its accuracy, memory split and cycle-simulator figures next to the
-    MLP, the line saying its RTL comes later; the MLP's rows stay."""
+    """A random conv model (seed 1): its accuracy, memory split, cycle-simulator figures and Verilog next
+    to the MLP; the MLP's rows stay."""
     from mintaccel.model_export.format import save_model
     from tests.conftest import random_conv_model
     conv = random_conv_model(1, classes=10)
@@ -66,10 +66,10 @@ def test_demo_shows_a_conv_model_on_the_reference_model(tmp_path):
     assert "1x8x8 -> conv2d 4x8x8 -> max pool 4x4x4 -> conv2d 6x2x2 -> flatten 24 -> dense 10" in r.stdout
     assert "conv on the cycle-accurate simulator" in r.stdout
     assert c["cycle_accurate"]["accuracy"] == c["quantized_accuracy"] and c["cycle_accurate"]["cycles_per_inference"] > 0
-    assert "comes with the conv datapath's RTL (a later issue)" in r.stdout
+    assert Path(c["verilog"]).is_file() and "conv accelerator Verilog" in r.stdout
     assert "quantized accuracy" in r.stdout and "93.75%" in r.stdout and d["cycle_accurate"]["accuracy"] > 0.9
     assert_one_line_error(mintaccel("demo", "--model", tmp_path / "conv.npz", "--out", tmp_path / "d2", "--no-synth"),
-                          "runs dense layers only for now")
+                          "the demo's --model is its dense network")
     assert_one_line_error(mintaccel("demo", "--conv-model", shipped_model_path(), "--out", tmp_path / "d2"),
                           "has dense layers only: give it as --model")
     assert not (tmp_path / "d2").exists()

@@ -34,17 +34,15 @@ import netgen
 from bench_lib import Component, CycleLoop, Mismatches, Port, Stopwatch, field_offsets, job, pack, unpack, write_summary
 from mintaccel.core.hwconfig import HwConfig, layout
 from mintaccel.hw.host_interface import load_layout
-from mintaccel.hw.images import load_sequence, unpack_lanes
+from mintaccel.hw.images import input_words, load_sequence, output_counts, output_words, unpack_lanes
 from mintaccel.hw.top import probe_layout
 from mintaccel.sim.reference import decode, run as reference_run
 
 
-def expected_cycles(model, cfg: HwConfig, x: np.ndarray) -> np.ndarray:
-    """Cycles of each sample without stalls, from the cycle-accurate simulator (sim/cycle).
-    To check the RTL against the formula of the doc instead, replace the body by:
-    `from tests.hw.driver import formula_cycles; return np.array([formula_cycles(model, cfg.n_pe, s) for s in x])`"""
+def simulated(model, cfg: HwConfig, x: np.ndarray):
+    """The cycle-accurate simulator's run (sim/cycle): its cycles are the figure the RTL is held to."""
     from mintaccel.sim.cycle import simulate
-    return np.asarray(simulate(model, x, cfg).phases.total, np.int64)
+    return simulate(model, x, cfg)
 
 
 # ---------------------------------------------------------------- reference model
@@ -55,37 +53,46 @@ class Expected:
     def __init__(self, model, cfg: HwConfig, x: np.ndarray):
         self.model, self.cfg, self.x = model, cfg, x
         self.trace = reference_run(model, x)
-        self.cycles = expected_cycles(model, cfg, x)
-        self.places = layout(model, cfg.n_pe).layers
-
-    def events(self, b: int, t: int, l: int) -> int:
-        inputs = self.x[b, t] if l == 0 else self.trace.spikes[l - 1][b, t]
-        return int(inputs.sum())
+        sim = simulated(model, cfg, x)
+        self.cycles = np.asarray(sim.phases.total, np.int64)
+        self.position_events = sim.activity.position_events  # E[l][t][q], per accelerator layer
+        self.lay = layout(model, cfg.n_pe)
+        self.places = self.lay.layers
 
     def sample(self, b: int) -> "SampleExpectation":
         """Group write-backs and spikes_out words in order, with their cycle (START cycle = 1) without
-        stalls, from the doc's phase table (contract.py): SETUP, ENCODE (group 0 accumulating), group 0's
-        ACC drain + FIRE, per later group START + ACC + FIRE
-        (written back WRITEBACK + P - 1 cycles after FIRE), DRAIN per layer, OUTPUT per word, DONE."""
+        stalls, from the doc's phase table (contract.py): LOAD (a conv network), SETUP (+ MAP_SETUP for a
+        layer that reads a map buffer), per output position ENCODE (group 0 accumulating), group 0's ACC
+        drain + FIRE (at least P after the last FIRE), per later group START + ACC + FIRE (written back
+        WRITEBACK + P - 1 cycles after FIRE), DRAIN per layer, OUTPUT per word, DONE. Group k of a
+        layer is channel block k % G at output position k // G (a dense layer: one position)."""
         n, p = self.cfg.n_pe, self.cfg.lanes_per_unit
         fires, outputs = [], []
         c = C.RUN_START
         for t in range(self.model.timesteps):
-            for l, (layer, place) in enumerate(zip(self.model.layers, self.places)):
-                e = self.events(b, t, l)
-                c += C.SETUP + C.ENCODE_START + C.encode_cycles(place.words, e)
-                spikes = self.trace.spikes[l][b, t]
-                mem = self.trace.membranes[l][b, t]
-                for g in range(place.groups):
-                    c += C.first_group_cycles() if g == 0 else C.group_cycles(e, p)
-                    lanes = range(g * n, min((g + 1) * n, layer.n_out))
-                    word = sum(int(spikes[k]) << (k - g * n) for k in lanes)
-                    fires.append((t, l, g, c + C.writeback_delay(p), word, [int(mem[k]) for k in lanes]))
+            c += C.LOAD_PER_WORD * self.lay.load_words
+            for l, place in enumerate(self.places):
+                v = place.view
+                c += C.SETUP + (C.MAP_SETUP if self.cfg.max_map_words and not v.from_host else 0)
+                spikes = self.trace.spikes[v.index][b, t]
+                mem = self.trace.membranes[v.index][b, t]
+                for q in range(v.positions):
+                    e = int(self.position_events[l][b, t, q])
+                    encode = C.ENCODE_START + C.encode_cycles(place.words, e)
+                    c += encode
+                    for g in range(place.groups):
+                        if g == 0:  # its FIRE at least P cycles after the previous position's last FIRE
+                            c += max(C.first_group_cycles(), p - encode) if q else C.first_group_cycles()
+                        else:
+                            c += C.group_cycles(e, p)
+                        lanes = [ch * v.positions + q for ch in range(g * n, min((g + 1) * n, v.out_shape[0]))]
+                        word = sum(int(spikes[k]) << i for i, k in enumerate(lanes))
+                        fires.append((t, l, q * place.groups + g, c + C.writeback_delay(p), word,
+                                      [int(mem[k]) for k in lanes]))
                 c += C.writeback_delay(p)
-            last = self.trace.spikes[-1][b, t]
-            for g in range(self.places[-1].groups):
+            for word in output_words(self.model, self.cfg, self.trace.spikes[-1][b, t]):
                 c += C.OUTPUT_PER_WORD
-                outputs.append((sum(int(s) << i for i, s in enumerate(last[g * n:(g + 1) * n])), c))
+                outputs.append((word, c))
         c += C.RUN_DONE
         return SampleExpectation(fires, outputs, c, int(self.cycles[b]))
 
@@ -289,10 +296,10 @@ class Scoreboard:
         n, mb = self.cfg.n_pe, self.cfg.membrane_bits
         real = len(mems)
         mm.equal(rec["spikes"] & ((1 << real) - 1), word,
-                 lambda: f"{at()}: spikes of neurons {g * n}..{g * n + real - 1} (bit i = neuron {g * n}+i)")
+                 lambda: f"{at()}: spikes of the group's {real} real lanes (bit i = lane i)")
         mm.equal(rec["spikes"] >> real, 0, lambda: f"{at()}: spikes of padding lanes {real}..{n - 1}")
         got = unpack_lanes(rec["membranes"], n, mb)[:real]
-        mm.equal(got, mems, lambda: f"{at()}: membranes of neurons {g * n}..{g * n + real - 1}")
+        mm.equal(got, mems, lambda: f"{at()}: membranes of the group's {real} real lanes")
         stalls = self.stalls()
         mm.equal(c, nominal + stalls, lambda: f"{at()}: write-back cycle (phase table {nominal} + {stalls} stalls)")
         mm.equal((cycles_reg, stall_reg), (c - 1, stalls), lambda: f"{at()}: (cycles, stall_cycles) counters in run cycle {c}")
@@ -319,14 +326,7 @@ class Scoreboard:
 
     def output_counts(self) -> np.ndarray:
         """Spike counts per output neuron over the run, from the spikes_out words the RTL produced."""
-        n, n_out = self.cfg.n_pe, self.model.n_outputs
-        groups = -(-n_out // n)
-        counts = np.zeros(n_out, np.int64)
-        for k, word in enumerate(self.words):
-            g = k % groups
-            for i in range(min(n, n_out - g * n)):
-                counts[g * n + i] += (word >> i) & 1
-        return counts
+        return output_counts(self.model, self.cfg, self.words)
 
     def close(self):
         """After the run: counts of everything, and the cycle figures."""
@@ -461,6 +461,8 @@ def coverage_of(case: netgen.Case, exp: Expected | None, counts: dict) -> None:
     feats = set(case.features)
     for l, layer in enumerate(case.model.layers if exp is not None else ()):
         m = exp.trace.membranes[l]
+        if m is None:  # a pool or a flatten
+            continue
         if (m == layer.membrane_max).any():
             feats.add("membrane at +Q")
         if (m == -layer.membrane_max).any():
@@ -532,6 +534,17 @@ async def random_networks(dut):
 
 
 @cocotb.test()
+async def random_conv_networks(dut):
+    """Random conv networks (mintaccel/verify/benches/netgen.conv_case) on a conv build, each loaded
+    through the load stream."""
+    j = job()
+    cfg = HwConfig(**j["config"])
+    cases = (netgen.conv_case(s, cfg, j.get("samples", 2)) for s in range(j["seed"], j["seed"] + j["networks"]))
+    _, summary = await _run_job(dut, j, cases, preloaded=False)
+    _fail_if_mismatched(summary)
+
+
+@cocotb.test()
 async def controller_corners(dut):
     """Hand-made corners of the controller's sequencing (mintaccel/verify/benches/netgen.corner_cases)."""
     j = job()
@@ -543,7 +556,7 @@ async def controller_corners(dut):
 async def _preloaded(dut, j: dict, model, x: np.ndarray, feature: str, name: str):
     """`model` is in the build (memories and registers preloaded): run the samples `x` on start."""
     cfg = HwConfig(**j["config"])
-    words = [netgen.words_of(s, cfg.n_pe) for s in x]
+    words = [[w for t in range(model.timesteps) for w in input_words(model, cfg, s[t])] for s in x]
     case = netgen.Case(j.get("seed", 0), model, x, words, j.get("stall", "none"), {feature})
     _, summary = await _run_job(dut, j, [case], preloaded=True, name=name)
     return summary

@@ -26,6 +26,8 @@ WRITEBACK = THRESHOLD_LATENCY  # a group's membrane / spike / probe write-back, 
 DRAIN = THRESHOLD_LATENCY      # per layer and step, after the last group's FIRE (+ P - 1)
 OUTPUT_PER_WORD = 1    # per spike word of the last layer, per step
 RUN_DONE = 1           # the DONE cycle
+LOAD_PER_WORD = 1      # per input map word LOADed into map buffer 0, per step (a conv network)
+MAP_SETUP = hwconfig.MAP_SETUP  # the second SETUP cycle of a layer that reads a map buffer
 
 
 def encode_cycles(words: int, events: int) -> int:

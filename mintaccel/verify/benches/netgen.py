@@ -48,8 +48,12 @@ class Case:
     def describe(self) -> str:
         parts = []
         for i, l in enumerate(self.model.layers):
-            parts.append(f"L{i} {l.n_in}->{l.n_out} {l.weight_format} m{l.membrane_bits} thr {l.threshold} "
-                         f"{l.reset} leak {l.leak}" + (f" bias{l.bias_bits}" if l.bias is not None else ""))
+            if not hasattr(l, "weight"):  # a pool or a flatten
+                parts.append(f"L{i} {l.kind} {l.n_in}->{l.n_out}" + (f" {l.op} k{l.kernel} s{l.stride}" if l.kind == "pool" else ""))
+                continue
+            geometry = f" k{l.kernel} s{l.stride} p{l.padding}" if l.kind == "conv2d" else ""
+            parts.append(f"L{i} {l.kind}{geometry} {l.n_in}->{l.n_out} {l.weight_format} m{l.membrane_bits} "
+                         f"thr {l.threshold} {l.reset} leak {l.leak}" + (f" bias{l.bias_bits}" if l.bias is not None else ""))
         return f"T={self.model.timesteps} stall={self.stall}; " + "; ".join(parts)
 
 
@@ -192,3 +196,98 @@ def corner_cases(cfg) -> list[Case]:
         _fixed(-9, cfg, (2 * n + 1, n - 1 if n > 1 else 1, 2 * n), 5, ["random", "random"], stall="light",
                fmt=WeightFormat("pot", 3 if cfg.weight_bits >= 3 else 2), reset="soft", leak=Leak("none")),
     ]
+
+
+# ---------------------------------------------------------------- conv networks
+
+def conv_network(rng, cfg=None, features: set | None = None) -> IntModel:
+    """A random small conv network: the chain (pool first, flatten first, conv last, dense head),
+    kernel, stride, padding, pool op / window / stride (overlapping too), channels (some past n_pe),
+    formats, membranes, resets, leaks and biases drawn from `rng`; within `cfg`'s widths when given."""
+    from mintaccel.core.conv import Conv2dLayer, FlattenLayer, PoolLayer
+    feats = features if features is not None else set()
+    formats = FORMATS if cfg is None else _formats_for(cfg)
+    mbits = MEMBRANE_BITS if cfg is None else [m for m in MEMBRANE_BITS if m <= cfg.membrane_bits]
+    bias_max = 4 if cfg is None else min(4, cfg.bias_bits)
+
+    def neuron_options():
+        fmt = formats[rng.integers(len(formats))]
+        kind = str(rng.choice(LEAKS))
+        bias_bits = int(rng.choice([0, bias_max])) if bias_max >= 2 else 0
+        feats.update({f"weights {fmt}", "bias" if bias_bits else "no bias", f"leak {kind}"})
+        return (fmt, int(rng.choice(mbits)), int(rng.integers(1, 4)), str(rng.choice(RESETS)),
+                Leak(kind, 0 if kind == "none" else int(rng.choice(LEAK_KS[:4]))), bias_bits)
+
+    def conv(shape):
+        fmt, m, thr, reset, leak, bias_bits = neuron_options()
+        k = int(rng.integers(1, min(4, min(shape[1:]) + 1)))
+        c_out = int(rng.integers(1, 12))
+        stride, padding = int(rng.choice([1, 2])), int(rng.integers(0, k))
+        feats.update({f"conv k{k}", f"stride {stride}", "padding" if padding else "no padding"})
+        if c_out > (cfg.n_pe if cfg else 8):
+            feats.add("channels past n_pe")
+        bias = rng.integers(-narrow_max(bias_bits), narrow_max(bias_bits) + 1, size=c_out) if bias_bits else None
+        return Conv2dLayer(rng.choice(fmt.levels(), size=(c_out, shape[0], k, k)), fmt, m, thr, reset, leak,
+                           bias, bias_bits, in_shape=shape, stride=stride, padding=padding)
+
+    def pool(shape):
+        k = int(rng.integers(1, min(3, min(shape[1:])) + 1))
+        op, stride = str(rng.choice(["max", "sum"])), int(rng.integers(1, k + 1))
+        feats.update({f"pool {op}", "pool overlapping" if stride < k else "pool tiled"})
+        return PoolLayer(op, shape, k, stride)
+
+    def dense(n_in, n_out):
+        fmt, m, thr, reset, leak, bias_bits = neuron_options()
+        bias = rng.integers(-narrow_max(bias_bits), narrow_max(bias_bits) + 1, size=n_out) if bias_bits else None
+        return DenseLayer(weight=rng.choice(fmt.levels(), size=(n_out, n_in)), weight_format=fmt, membrane_bits=m,
+                          threshold=thr, reset=reset, leak=leak, bias=bias, bias_bits=bias_bits)
+
+    shape = (int(rng.integers(1, 4)), int(rng.integers(3, 7)), int(rng.integers(3, 7)))
+    kind = int(rng.integers(4))
+    if kind == 0:  # flatten first: a dense network on a map-shaped input
+        flat = FlattenLayer(shape)
+        feats.add("flatten first")
+        return IntModel((flat, dense(flat.n_out, 4)), 3)
+    layers = [pool(shape)] if kind == 1 else []
+    if kind == 1:
+        feats.add("pool first")
+    layers.append(conv(layers[-1].out_shape if layers else shape))
+    if rng.random() < 0.6:
+        layers.append(pool(layers[-1].out_shape))
+        layers.append(conv(layers[-1].out_shape))
+    if kind == 3:
+        feats.add("conv last")
+        return IntModel(tuple(layers), 3)
+    flat = FlattenLayer(layers[-1].out_shape)
+    return IntModel(tuple(layers) + (flat, dense(flat.n_out, 3)), 3)
+
+
+def conv_case(seed: int, cfg, samples: int = 2) -> Case:
+    """A random conv network that fits `cfg` (a build with map buffers), its inputs and stall pattern,
+    from `seed` alone (networks that do not fit are redrawn from the same generator)."""
+    from mintaccel.core.errors import UserError
+    from mintaccel.core.hwconfig import check_fits
+    from mintaccel.hw.images import input_words
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        features = {"conv network"}
+        model = conv_network(rng, cfg, features)
+        try:
+            check_fits(model, cfg)
+            break
+        except UserError:
+            continue
+    else:
+        raise ValueError(f"seed {seed}: no conv network of 100 draws fits {cfg}")
+    xs, words = [], []
+    for _ in range(samples):
+        name = str(rng.choice(PATTERNS))
+        features.add(f"input {name}")
+        x = _pattern(rng, name, model.timesteps, model.n_inputs)
+        xs.append(x)
+        words.append([w for t in range(model.timesteps) for w in input_words(model, cfg, x[t])])
+    stall = str(rng.choice(list(STALLS), p=[0.4, 0.2, 0.1, 0.15, 0.15]))
+    gap, hold = STALLS[stall]
+    features.update({"stall spikes_in"} if gap else set())
+    features.update({"stall spikes_out"} if hold else set())
+    return Case(seed, model, np.stack(xs), words, stall, features)
