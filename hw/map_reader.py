@@ -104,12 +104,17 @@ class MapReader(wiring.Component):
         hp1, wp1 = Signal(SIDE_BITS), Signal(SIDE_BITS)
         base, tap_base = Signal(self.index_bits + 1), Signal(self.index_bits + 1)
         running = Signal()
+        # between two output positions one cycle without a word: the new position's address is computed
+        # into its register in the last word's cycle and copied to the inner levels in this one, so no
+        # adder drives the inner levels' restart. The queue ahead of the encoder hides it (the encoder
+        # spends at least 7 cycles between a position's last word and the next one's first).
+        turn = Signal()
 
         window_last = last["wx"] & last["wy"]
         position_last = window_last & last["b"] & last["kx"] & last["ky"]
         d = self.words.payload
         m.d.comb += [
-            self.busy.eq(running), self.words.valid.eq(running),
+            self.busy.eq(running), self.words.valid.eq(running & ~turn),
             d.addr.eq(lvl["word"]), d.base.eq(base),
             d.inside.eq(row_in & col_in),
             d.merge.eq(r.pool_max & ~window_last),
@@ -150,6 +155,9 @@ class MapReader(wiring.Component):
                 size = self.regs[sizes[k]]
                 m.d.sync += [top[k].eq(size - 1), left[k].eq(size - 1), single[k].eq(size == 1), last[k].eq(size == 1)]
             restart(inner, self.regs.origin)
+        with m.Elif(turn):
+            m.d.sync += turn.eq(0)
+            restart(inner[:5], lvl["pos"])
         with m.Elif(running & self.words.ready):
             step("wx")
             m.d.sync += lvl["word"].eq(lvl["word"] + r.blocks)  # the next pool-window column
@@ -180,7 +188,7 @@ class MapReader(wiring.Component):
                                 m.d.sync += [base.eq(0), tap_base.eq(0), rx.eq(rx_next), rx_next.eq(rx_next + r.stride)]
                                 set_px(rx_next)
                                 set_py(ry)
-                                restart(inner[:6], lvl["pos"] + r.pos_col)
+                                m.d.sync += [lvl["pos"].eq(lvl["pos"] + r.pos_col), turn.eq(1)]
                                 with m.If(last["ox"]):
                                     reload("ox")
                                     step("oy")
@@ -188,7 +196,7 @@ class MapReader(wiring.Component):
                                                  ry.eq(ry_next), ry_next.eq(ry_next + r.stride)]
                                     set_px(-r.padding, r.padding == 0)
                                     set_py(ry_next)
-                                    restart(inner, lvl["prow"] + r.pos_row)
+                                    restart(inner[5:], lvl["prow"] + r.pos_row)
                                     with m.If(last["oy"]):
-                                        m.d.sync += running.eq(0)
+                                        m.d.sync += [running.eq(0), turn.eq(0)]
         return m
