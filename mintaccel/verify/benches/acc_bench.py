@@ -85,10 +85,13 @@ class Expected:
                             c += max(C.first_group_cycles(), p - encode) if q else C.first_group_cycles()
                         else:
                             c += C.group_cycles(e, p)
-                        lanes = [ch * v.positions + q for ch in range(g * n, min((g + 1) * n, v.out_shape[0]))]
+                        channels = range(g * n, min((g + 1) * n, v.out_shape[0]))
+                        lanes = [ch * v.positions + q for ch in channels]
                         word = sum(int(spikes[k]) << i for i, k in enumerate(lanes))
+                        what = (f"neurons {channels[0]}..{channels[-1]}" if v.positions == 1 else
+                                f"channels {channels[0]}..{channels[-1]} at output position {divmod(q, v.out_shape[2])}")
                         fires.append((t, l, q * place.groups + g, c + C.writeback_delay(p), word,
-                                      [int(mem[k]) for k in lanes]))
+                                      [int(mem[k]) for k in lanes], what))
                 c += C.writeback_delay(p)
             for word in output_words(self.model, self.cfg, self.trace.spikes[-1][b, t]):
                 c += C.OUTPUT_PER_WORD
@@ -287,7 +290,7 @@ class Scoreboard:
         if self.fire_i >= len(self.exp.fires):
             mm.check(False, f"{self.where}: unexpected probe record {rec} in run cycle {c}")
             return
-        t, l, g, nominal, word, mems = self.exp.fires[self.fire_i]
+        t, l, g, nominal, word, mems, what = self.exp.fires[self.fire_i]
         self.fire_i += 1
         at = lambda: f"{self.where} step {t} layer {l} group {g}"  # noqa: E731
         order = (rec["step"], rec["layer"], rec["group"])
@@ -295,11 +298,10 @@ class Scoreboard:
             return
         n, mb = self.cfg.n_pe, self.cfg.membrane_bits
         real = len(mems)
-        mm.equal(rec["spikes"] & ((1 << real) - 1), word,
-                 lambda: f"{at()}: spikes of the group's {real} real lanes (bit i = lane i)")
+        mm.equal(rec["spikes"] & ((1 << real) - 1), word, lambda: f"{at()}: spikes of {what} (bit i = lane i)")
         mm.equal(rec["spikes"] >> real, 0, lambda: f"{at()}: spikes of padding lanes {real}..{n - 1}")
         got = unpack_lanes(rec["membranes"], n, mb)[:real]
-        mm.equal(got, mems, lambda: f"{at()}: membranes of the group's {real} real lanes")
+        mm.equal(got, mems, lambda: f"{at()}: membranes of {what}")
         stalls = self.stalls()
         mm.equal(c, nominal + stalls, lambda: f"{at()}: write-back cycle (phase table {nominal} + {stalls} stalls)")
         mm.equal((cycles_reg, stall_reg), (c - 1, stalls), lambda: f"{at()}: (cycles, stall_cycles) counters in run cycle {c}")
