@@ -3,7 +3,7 @@ walk for one layer while the layer's spike words are written into the other (doc
 "Conv networks").
 
 The reader's descriptors are fetched into a three-word queue: a read is issued while fewer than three
-words are queued or in flight (`room`, a register, so no decision waits on the encoder), the word comes
+words are queued or in flight (both registers, so no decision waits on the encoder), the word comes
 back the cycle after, is tested for a one (`nonzero`, the encoder's flag) and queued with its tap base
 and flags; a padding tap queues a zero word without reading. At one word per cycle the queue never
 runs dry once it has filled, so the encoder takes a word in every cycle it wants one. OUTPUT reads the
@@ -48,13 +48,9 @@ class MapBuffers(wiring.Component):
         m.submodules.queue = q = fifo.SyncFIFO(width=layout.size, depth=QUEUE)
         d = self.reads.payload
         inflight = Signal()
-        # `room`: fewer than QUEUE words queued or in flight, as a register (the reader's every register
-        # waits on it): next cycle's count is this one's, less a word taken, plus a read issued
-        room = Signal(init=1)
-        issue = self.reads.valid & room
-        taken = self.words.valid & self.words.ready
-        m.d.comb += self.reads.ready.eq(room)
-        m.d.sync += [inflight.eq(issue), room.eq(q.level + inflight - taken + issue < QUEUE)]
+        issue = self.reads.valid & (q.level + inflight < QUEUE)
+        m.d.comb += self.reads.ready.eq(issue)
+        m.d.sync += inflight.eq(issue)
 
         fetched = []
         for k in range(2):
