@@ -139,16 +139,25 @@ class Controller(wiring.Component):
         m.d.sync += [s2.eq(s1b), s1.eq(0)]
 
         # the write-back side of the threshold pipeline: what FIRE saw, LATENCY cycles later
-        chain = [self.fire] + [Signal(name=f"wb_valid_d{i}") for i in range(1, writeback)]
-        for a, b in zip(chain, chain[1:]):
-            m.d.sync += b.eq(a)
-        m.d.sync += self.wb_valid.eq(chain[-1])
-        # a layer's groups are written back in order and all before its next layer's SETUP (DRAIN), so the
-        # write-back's membrane word and group number are counters, and its step and layer the current
-        # ones: no delay line of them (P - 1 + 6 registers each)
-        m.d.comb += [self.wb_step.eq(self.step), self.wb_layer.eq(self.layer)]
-        with m.If(self.wb_valid):
-            m.d.sync += [self.wb_addr.eq(self.wb_addr + 1), self.wb_group.eq(self.wb_group + 1)]
+        conv = bool(cfg.max_map_words)
+        sidecar = [(self.fire, self.wb_valid)]
+        if conv:
+            # a layer's groups are written back in order and all before its next layer's SETUP (DRAIN), so
+            # the write-back's membrane word and group number are counters, and its step and layer the
+            # current ones: no delay line of them (P - 1 + 6 registers each; what lets the MNIST conv build
+            # place on the UP5K). A dense build keeps the delay lines: their copies are faster there
+            # (UP5K default build 49.4 / 50.0 / 50.4 MHz vs 48.2 / 44.2 / 47.7 with the counters).
+            m.d.comb += [self.wb_step.eq(self.step), self.wb_layer.eq(self.layer)]
+            with m.If(self.wb_valid):
+                m.d.sync += [self.wb_addr.eq(self.wb_addr + 1), self.wb_group.eq(self.wb_group + 1)]
+        else:
+            sidecar += [(self.m_addr, self.wb_addr), (self.group, self.wb_group), (self.step, self.wb_step),
+                        (self.layer, self.wb_layer)]
+        for src, dst in sidecar:
+            chain = [src] + [Signal.like(dst, name=f"{dst.name}_d{i}") for i in range(1, writeback)]
+            for a, b in zip(chain, chain[1:]):
+                m.d.sync += b.eq(a)
+            m.d.sync += dst.eq(chain[-1])
         drain = Signal(range(writeback + 1))
         # the FSM's end-of-loop tests come from registers: layer and step change only at the end of a
         # layer or step, and last_word is set as each output word is taken
@@ -164,7 +173,6 @@ class Controller(wiring.Component):
             m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
 
         more = Signal()  # an event read is left to issue: a register, so the FSM never waits on a compare
-        conv = bool(cfg.max_map_words)
         position, last_position, last_load = Signal(range(cfg.spike_words + 1)), Signal(), Signal()
         units_free = 1
         if conv and p > 8:  # group 0 of a later position fires at least P cycles after the last FIRE
@@ -207,10 +215,10 @@ class Controller(wiring.Component):
                 # from_host is a register (set here, high for exactly the ENCODE cycles of layer 0) so
                 # that the encoder's input select is not behind the FSM decode
                 m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
-                             self.wb_addr.eq(regs.membrane_base), self.wb_group.eq(0),
                              remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs),
                              self.from_host.eq(self.layer == 0), g0_read.eq(1), more.eq(0)]
                 if conv:  # a layer that reads a map: the reader starts now, the encoder after SETUP_MAP
+                    m.d.sync += [self.wb_addr.eq(regs.membrane_base), self.wb_group.eq(0)]
                     m.d.comb += self.reader_start.eq(regs.mapped)
                     m.d.sync += [self.b_addr.eq(regs.bias_base), position.eq(0), last_position.eq(regs.positions <= 1),
                                  self.from_host.eq((self.layer == 0) & ~regs.mapped)]
