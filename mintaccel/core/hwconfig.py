@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from mintaccel.core.encodings import MEMBRANE_BITS, address_bits
 from mintaccel.core.errors import UserError
-from mintaccel.core.hwlayer import HwLayer, ceil_div, hw_layers, load_words
+from mintaccel.core.hwlayer import HwLayer, hw_layers, load_words
 from mintaccel.core.model import IntModel, WeightFormat, narrow_max
 
 THRESHOLD_LATENCY = 6
@@ -218,8 +218,9 @@ def layout(model: IntModel, n_pe: int) -> Layout:
         mbase += v.out_words
         bbase += v.groups
     maps = any(v.is_map for v in views)
-    map_words = max([load_words(views)] + [v.out_words for v in views]) if maps else 0
-    return Layout(tuple(placements), wbase, mbase, map_words, load_words(views))
+    loaded = load_words(views)
+    map_words = max([loaded] + [v.out_words for v in views]) if maps else 0
+    return Layout(tuple(placements), wbase, mbase, map_words, loaded)
 
 
 def check_fits(model: IntModel, cfg: HwConfig) -> None:
