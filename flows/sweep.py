@@ -1,20 +1,22 @@
 """Design-space sweep: N_PE x weight format x membrane bits -> LUTs, latency, energy, accuracy, Pareto plots.
 
 For every weight format (scheme and bits) and membrane width, a small LIF network is trained on
-digits (quick QAT, few epochs; cached by its configuration in `<out>/models/`, so a rerun reuses
-it). Every (format, N_PE) point is then built (`HwConfig.for_model(model, n_pe)`, with the threshold
-units asked for and the weight memory `fit.choose_weight_memory` picks), synthesized and placed for
-the target (flows.flow.run_flow without the per-module pass; with several nextpnr seeds: Fmax per seed,
-min and median), and simulated cycle by cycle on the digits test split (sim.cycle) for latency and
-the FPGA energy estimate. A point the device cannot hold (flows/fit.py, or more LUTs than the device
-after synthesis) or a tool fails on is skipped with a one-line note. Results go to `<out>/sweep.csv` (rewritten after each point, so an interrupted sweep keeps what
-it finished), `<out>/sweep.json` and `<out>/pareto.png` (LUTs / Fmax / latency / energy / accuracy,
-Pareto points marked).
+digits (quick QAT, few epochs). Every (format, N_PE) point is then built (`HwConfig.for_model(model,
+n_pe)`, with the threshold units asked for and the weight memory `fit.choose_weight_memory` picks),
+synthesized and placed for the target (flows.flow.run_flow without the per-module pass; with several
+nextpnr seeds: Fmax per seed, min and median), and simulated cycle by cycle on the digits test split
+(sim.cycle) for latency and the FPGA energy estimate. Trainings and points are jobs on Ray
+(mintaccel.core.jobs), each in `<out>/jobs/<kind>-<hash of its inputs>/`: an interrupted or repeated
+sweep reruns only the jobs that did not finish. A point the device cannot hold (flows/fit.py, or more
+LUTs than the device after synthesis) or a tool fails on is skipped with a one-line note. Results go
+to `<out>/sweep.csv`, `<out>/sweep.json` and `<out>/pareto.png` (LUTs / Fmax / latency / energy /
+accuracy, Pareto points marked).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,30 +78,61 @@ def grid(n_pes, schemes, weight_bits, membrane_bits) -> tuple[list[Point], list[
 
 def output_folder(path) -> Path:
     """The sweep's folder, made (with the marker of a mintaccel output) when the work starts. Unlike a
-    build folder it is not replaced: a rerun reuses its trained models."""
+    build folder it is not replaced: a rerun reuses its finished jobs (jobs/)."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("a mintaccel sweep folder: a rerun reuses models/ and rebuilds every point\n")
+    (out / MARKER).write_text("a mintaccel sweep folder: a rerun reuses the finished jobs in jobs/\n")
     return out
 
 
-def train_model(point: Point, cache: Path, epochs: int, hidden: int, seed: int, progress=None):
-    """The trained integer model for the point's format (trained once per format, then cached)."""
-    from mintaccel.model_export.format import load_model, save_model
+def train_config(point: Point, epochs: int, hidden: int, seed: int):
     from mintaccel.model_export.qat import LayerSpec, TrainConfig
+    return TrainConfig(hidden=(hidden,), layers=(LayerSpec(point.weights, str(point.membrane_bits)),),
+                       epochs=epochs, seed=seed)
+
+
+def train_job(inputs: dict, folder: Path) -> dict:
+    """Job: train the point format's model (`inputs["config"]`, a TrainConfig's JSON) into
+    `<folder>/model.npz`."""
+    from mintaccel.model_export.format import save_model
+    from mintaccel.model_export.qat import TrainConfig
     from mintaccel.model_export.train import train
 
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"{point.weights.replace(':', '')}-m{point.membrane_bits}-h{hidden}-e{epochs}-s{seed}.npz"
-    if path.is_file():
-        return load_model(path), path, False
-    cfg = TrainConfig(hidden=(hidden,), layers=(LayerSpec(point.weights, str(point.membrane_bits)),),
-                      epochs=epochs, seed=seed)
-    result = train(cfg, progress=progress)
+    cfg = TrainConfig.from_json(inputs["config"])
+    result = train(cfg)
     model = result.net.to_int_model(result.encoding, {"trained_with": cfg.to_json(), "split": result.split,
                                                       "test_accuracy": result.test_accuracy})
-    save_model(model, path)
-    return model, path, True
+    save_model(model, folder / "model.npz")
+    return {"model": str(folder / "model.npz"), "test_accuracy": result.test_accuracy,
+            "train_seconds": round(result.seconds, 2)}
+
+
+def point_job(inputs: dict, folder: Path) -> dict:
+    """Job: build, synthesize (and place) one point in `<folder>/build` and simulate it on the digits test
+    split. `{"row": ...}`, or `{"skipped": reason}` when the device cannot hold it or a tool gives up
+    (too many LUTs after synthesis, nextpnr out of cells: the logs stay in the folder)."""
+    from mintaccel.core.hwconfig import HwConfig
+    from mintaccel.flows import fit
+    from mintaccel.flows.flow import run_flow
+    from mintaccel.flows.targets import get_target
+    from mintaccel.flows.tools import ToolError
+    from mintaccel.model_export import datasets
+    from mintaccel.model_export.format import load_model
+    from mintaccel.sim.encoding import rate_encode
+
+    point, target = Point(**inputs["point"]), get_target(inputs["target"])
+    model = load_model(inputs["model"])
+    split = datasets.load("digits")
+    spikes = rate_encode(split.x_test, model.timesteps, split.levels)
+    cfg = fit.choose_weight_memory(HwConfig.for_model(model, n_pe=point.n_pe, **inputs["hw"]), target,
+                                   inputs["weight_memory"])
+    try:
+        fit.check_device(cfg, target)
+        report = run_flow(cfg, model, target, folder / "build", breakdown=False, pnr=inputs["pnr"], spikes=spikes,
+                          labels=split.y_test, seeds=tuple(inputs["seeds"]))
+    except (UserError, ToolError) as e:
+        return {"skipped": f"{point.label}: {e}"}
+    return {"row": row_for(point, report)}
 
 
 def latency_key(rows: list[dict]) -> str:
@@ -219,47 +252,46 @@ def plot(rows: list[dict], path: Path, target: str) -> None:
 
 
 def run_sweep(points: list[Point], target, out: Path, *, epochs: int, hidden: int, seed: int, pnr: bool = True,
-              advance=None, on_row=None, weight_memory: str = "auto", seeds=None, hw=None, on_skip=None) -> list[dict]:
-    """Train (or reuse), build, synthesize and simulate every point; returns one row per point.
-
-    `hw`: HwConfig.for_model overrides (threshold_units); `seeds`: nextpnr seeds (run_flow). A point the
-    device cannot hold (the fit check; more LUTs than the device after synthesis) or a tool fails on
-    (nextpnr out of cells) is left out, its one-line reason passed to `on_skip`."""
-    from mintaccel.core.hwconfig import HwConfig
-    from mintaccel.flows import fit, nextpnr
-    from mintaccel.flows.flow import run_flow
-    from mintaccel.flows.tools import ToolError
-    from mintaccel.model_export import datasets
-    from mintaccel.sim.encoding import rate_encode
+              weight_memory: str = "auto", seeds=None, hw=None, workers: int = 1, address: str | None = None,
+              fresh: bool = False, progress=None, on_skip=None, say=None):
+    """Train every format once, then build, synthesize and simulate every point, as jobs on Ray
+    (mintaccel.core.jobs: `workers` at once, or the cluster at `address`) in `<out>/jobs/`, where a
+    rerun finds the finished ones (`fresh`: run all again). Returns (rows in the points' order,
+    the two runs' RunReports). A point the device cannot hold or a tool gives up on is left out, its
+    one-line reason passed to `on_skip`; a job that fails is in its report's failures.
+    `progress(outcome)` after each job (training, then points)."""
+    from mintaccel.core.jobs import Job, run_jobs, session
+    from mintaccel.flows import nextpnr
 
     out = Path(out)
-    split = datasets.load("digits")
-    rows: list[dict] = []
-    advance = advance or (lambda n=1, info="": None)
-    for point in points:
-        advance(0, f"{point.label}: training")
-        model, _, _ = train_model(point, out / "models", epochs, hidden, seed)
-        spikes = rate_encode(split.x_test, model.timesteps, split.levels)
-        cfg = fit.choose_weight_memory(HwConfig.for_model(model, n_pe=point.n_pe, **(hw or {})), target, weight_memory)
-        try:
-            fit.check_device(cfg, target)
-        except UserError as e:
-            if on_skip:
-                on_skip(f"{point.label}: {e}")
-            advance(1, f"{point.label}: does not fit")
+    root = out / "jobs"
+    formats = list(dict.fromkeys((p.weights, p.scheme, p.weight_bits, p.membrane_bits) for p in points))
+    configs = {f: train_config(Point(0, f[1], f[2], f[3]), epochs, hidden, seed) for f in formats}
+    train_jobs = [Job("train", f"{f[0]}-m{f[3]}: training", train_job, {"config": configs[f].to_json()})
+                  for f in formats]
+    with session(workers, address, say) as ray_session:
+        common = dict(fresh=fresh, progress=progress, session=ray_session)
+        trained = run_jobs(train_jobs, root, **common)
+        models = {f: o.result["model"] for f, o in zip(formats, trained.outcomes) if o.result is not None}
+        jobs = [Job("point", p.label, point_job,
+                    {"point": dataclasses.asdict(p), "target": target.name, "model": models[key],
+                     "weight_memory": weight_memory, "hw": hw or {}, "pnr": pnr,
+                     "seeds": list(seeds or (nextpnr.PNR_SEED,))}, files=(models[key],))
+                for p in points if (key := (p.weights, p.scheme, p.weight_bits, p.membrane_bits)) in models]
+        built = run_jobs(jobs, root, **common)
+    for r in (trained, built):  # Ray's start-up on the first run that started it
+        if r.engine != "cache":
+            r.startup_seconds = ray_session.startup_seconds
+            break
+    rows = []
+    for o in built.outcomes:
+        if o.result is None:
             continue
-        advance(0, f"{point.label}: synthesis")
-        try:
-            report = run_flow(cfg, model, target, out / point.label, breakdown=False, pnr=pnr, spikes=spikes,
-                              labels=split.y_test, seeds=seeds or (nextpnr.PNR_SEED,))
-        except ToolError as e:  # too many LUTs after synthesis, or nextpnr out of cells: its logs stay
+        if "skipped" in o.result:
             if on_skip:
-                on_skip(f"{point.label}: {e}")
-            advance(1, f"{point.label}: failed")
+                on_skip(o.result["skipped"])
             continue
-        rows.append(row_for(point, report))
+        rows.append(dict(o.result["row"]))
+    if rows:
         write_csv(rows, out / "sweep.csv")
-        if on_row:
-            on_row(rows[-1])
-        advance(1, f"{point.label}: {rows[-1]['luts']} LUTs")
-    return rows
+    return rows, (trained, built)

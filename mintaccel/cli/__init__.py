@@ -88,6 +88,17 @@ def check_outputs(args) -> None:
         seen[key] = name
 
 
+def job_options(p, jobs_help: str) -> None:
+    """The options of the commands whose work is many jobs on Ray (mintaccel.core.jobs, docs/jobs.md)."""
+    p.add_argument("--jobs", type=integer(1, 4096), default=min(2, os.cpu_count() or 1), metavar="N",
+                   help=f"{jobs_help} at once on this machine's Ray instance (default: min(2, CPUs)); "
+                        "with --address: the cluster's CPUs")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="run on this Ray cluster (`ray start --head` prints it; default $RAY_ADDRESS, else "
+                        "a local Ray instance started and stopped with the command)")
+    p.add_argument("--fresh", action="store_true", help="ignore finished jobs of an earlier run and run all again")
+
+
 def _json(p):
     output_option(p, "--json", metavar="PATH", help="also write the printed figures to this JSON file")
 

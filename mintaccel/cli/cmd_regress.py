@@ -11,6 +11,7 @@ ship in the package (mintaccel/verify).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -45,8 +46,8 @@ def _check_usage(args) -> None:
             raise UserError(f"{' and '.join(given)} {'need' if len(given) > 1 else 'needs'} --model")
         if args.networks is not None and args.networks < 1:
             raise UserError("--networks must be at least 1")
-    if args.jobs < 1 or args.chunk < 1:
-        raise UserError("--jobs and --chunk must be at least 1")
+    if args.chunk < 1:
+        raise UserError("--chunk must be at least 1")
     check_output_file(args.json, "--json file")
 
 
@@ -73,11 +74,13 @@ def cmd_regress(args) -> int:
     report.err_console.print(f"seed {seed}: network i is seed {seed}+i; rerun one with "
                              f"`mintaccel regress --seed <seed> --networks 1`")
     results = {}
-    for sim in sims:
-        with report.progress(f"{sim}: networks", networks) as advance:
-            results[sim] = regress.regress(sim, networks, seed, jobs=args.jobs, chunk=args.chunk,
-                                           run_name=f"regress-{'conv-' if args.conv else ''}{seed}",
-                                           progress=_counter(advance), conv=args.conv)
+    with _session(args) as jobs_kw:
+        for sim in sims:
+            with report.progress(f"{sim}: networks", networks) as advance:
+                results[sim] = regress.regress(sim, networks, seed, chunk=args.chunk,
+                                               run_name=f"regress-{'conv-' if args.conv else ''}{seed}",
+                                               progress=_counter(advance), conv=args.conv, **jobs_kw)
+            report.err_console.print(_jobs_line(results[sim]["jobs"]))
     _print(results, "mintaccel regress: generated Verilog vs reference model and cycle simulator")
     for sim, r in results.items():
         cov = [(f, n) for f, n in r["coverage"].items()]
@@ -92,10 +95,25 @@ def _counter(advance):
     mismatches = [0]
 
     def progress(count, r):
-        mismatches[0] += int(r.summary.get("mismatches", 0)) or int(not r.passed)
+        mismatches[0] += int(r["summary"].get("mismatches", 0)) or int(not r["passed"])
         advance(count, info=f"{mismatches[0]} mismatches")
 
     return progress
+
+
+@contextlib.contextmanager
+def _session(args):
+    """One Ray instance (or the cluster of --address) for every simulator's chunks; yields the
+    run_jobs options."""
+    from mintaccel.core.jobs import check_address, session
+    address = check_address(args.address)
+    with session(args.jobs, address, report.err_console.print) as ray_session:
+        yield {"session": ray_session, "fresh": args.fresh}
+
+
+def _jobs_line(s: dict) -> str:
+    return (f"{s['jobs']} chunks on {s['engine']} ({s['workers']} workers): {s['ran']} ran, {s['cached']} from "
+            f"earlier runs (--fresh runs them again), {s['failed']} failed")
 
 
 def _labels(path: str, batch: int, n_outputs: int):
@@ -129,13 +147,16 @@ def _regress_model(args, sims) -> int:
     # run folders named after the inputs: a rerun replaces its own, other inputs keep theirs
     run_name = "regress-" + hashlib.sha256(x.tobytes()).hexdigest()[:10]
     results = {}
-    for sim in sims:
-        with report.progress(f"{sim}: samples", len(x)) as advance:
-            r = regress.regress_model(sim, Path(args.model), cfg, verilog, x, jobs=args.jobs, chunk=args.chunk,
-                                      run_name=run_name, progress=_counter(advance))
+    with _session(args) as jobs_kw:
+        for sim in sims:
+            with report.progress(f"{sim}: samples", len(x)) as advance:
+                r = regress.regress_model(sim, Path(args.model), cfg, verilog, x, chunk=args.chunk,
+                                          run_name=run_name, progress=_counter(advance), **jobs_kw)
+            report.err_console.print(_jobs_line(r["jobs"]))
+            results[sim] = r
+    for sim, r in results.items():
         if labels is not None and r["predictions"] is not None:
             r["accuracy"] = float((np.asarray(r["predictions"]) == labels).mean())
-        results[sim] = r
     _print(results, f"mintaccel regress --model {args.model}: generated Verilog vs reference model and "
                     "cycle simulator", accuracy=labels is not None)
     sizes = " -> ".join(str(n) for n in [model.n_inputs] + [l.n_out for l in model.layers])
@@ -177,6 +198,7 @@ def _print_mismatches(results: dict, failed_key: str, failed_what: str) -> None:
 
 
 def register(sub) -> None:
+    from mintaccel.cli import job_options
     p = sub.add_parser("regress", help="cocotb regression of the generated Verilog (Verilator / Icarus): "
                                        "random networks, or your model on your inputs")
     p.add_argument("--sim", choices=SIMULATORS + ("all",), default="verilator", help="simulator (default verilator)")
@@ -189,8 +211,7 @@ def register(sub) -> None:
                    help="random conv networks (conv2d, max and sum pools, flatten, dense heads) on the generic "
                         "conv build instead of dense ones")
     p.add_argument("--seed", type=int, help="first network's seed, 0..2^32-1 (default: a fresh one, printed)")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="simulations in parallel (default: min(2, CPUs))")
+    job_options(p, "simulations (chunks)")
     p.add_argument("--chunk", type=int, default=50,
                    help="networks (with --model: samples) per simulation (default 50)")
     p.add_argument("--waves", action="store_true",

@@ -22,7 +22,7 @@ def _hardware_options(p) -> None:
 
 
 def register(sub) -> None:
-    from mintaccel.cli import integer, output_option
+    from mintaccel.cli import integer, job_options, output_option
     from mintaccel.flows.nextpnr import PNR_SEED, SEED_MAX
     from mintaccel.flows.targets import TARGETS
 
@@ -67,8 +67,9 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=int, default=64, help="hidden neurons (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-pnr", action="store_true", help="skip place and route (no Fmax, latency in cycles only)")
+    job_options(p, "trainings and points")
     output_option(p, "--out", folder=True, default="build/sweep",
-                  help="output folder; a rerun reuses its trained models and rebuilds every point (default build/sweep)")
+                  help="output folder; a rerun reuses its finished trainings and points (jobs/) (default build/sweep)")
     output_option(p, "--json", metavar="PATH", help="also write the rows to this JSON file")
 
 
@@ -229,6 +230,7 @@ def _baseline_check(rep: dict, baselines: dict, source: str) -> int:
 # ---------------------------------------------------------------- sweep
 
 def cmd_sweep(args) -> int:
+    from mintaccel.core.jobs import check_address
     from mintaccel.flows import sweep
     from mintaccel.flows.fit import check_weight_memory
     from mintaccel.flows.nextpnr import PNR_SEED
@@ -244,23 +246,26 @@ def cmd_sweep(args) -> int:
     if args.no_pnr and args.seeds != [PNR_SEED]:
         raise UserError("--seeds places and routes every point: it cannot go with --no-pnr")
     points, skipped = sweep.grid(args.n_pe, args.schemes, args.weight_bits, args.membrane_bits)
+    address = check_address(args.address)
     out = sweep.output_folder(args.out)  # --out and --json were checked before the command ran
     for note in skipped:
         ui.err_console.print(f"skipped: {note}")
-    ui.err_console.print(f"sweep of {len(points)} points on {target.device}; results in {out}/")
-    finished: list[dict] = []
-    try:
-        with ui.progress("sweep", len(points)) as advance:
-            rows = sweep.run_sweep(points, target, out, epochs=args.epochs, hidden=args.hidden, seed=args.seed,
-                                   pnr=not args.no_pnr, advance=advance, on_row=finished.append,
-                                   weight_memory=args.weight_memory, seeds=tuple(args.seeds), hw=units,
-                                   on_skip=lambda note: (skipped.append(note), ui.err_console.print(f"skipped: {note}")))
-    except KeyboardInterrupt:
-        kept = f"the {len(finished)} finished points stay in {out / 'sweep.csv'}" if finished else "no point finished"
-        ui.err_console.print(f"sweep interrupted: {kept}; the unfinished point's build folder was removed, "
-                             f"trained models in {out / 'models'} are reused by a rerun")
-        raise
+    formats = len({(p.weights, p.membrane_bits) for p in points})
+    ui.err_console.print(f"sweep of {len(points)} points ({formats} trainings) on {target.device}; results in {out}/")
+    with ui.progress("sweep jobs", formats + len(points)) as advance:
+        rows, reports = sweep.run_sweep(
+            points, target, out, epochs=args.epochs, hidden=args.hidden, seed=args.seed, pnr=not args.no_pnr,
+            weight_memory=args.weight_memory, seeds=tuple(args.seeds), hw=units, workers=args.jobs,
+            address=address, fresh=args.fresh, progress=ui.job_progress(advance, _point_info),
+            on_skip=lambda note: (skipped.append(note), ui.err_console.print(f"skipped: {note}")),
+            say=ui.err_console.print)
+    for r in reports:
+        ui.err_console.print(ui.jobs_line(r))
+    ui.job_failures(reports)
     if not rows:
+        failed = sum(len(r.failures) for r in reports)
+        if failed:
+            raise UserError(f"every point of the sweep failed or was skipped ({failed} jobs failed: see their logs)")
         raise UserError(f"no point of the sweep fits the {target.device}: " + "; ".join(skipped))
     marks = sweep.pareto(rows)
     for r, m in zip(rows, marks):
@@ -268,7 +273,8 @@ def cmd_sweep(args) -> int:
     sweep.plot(rows, out / "pareto.png", target.name)
     from mintaccel.core.files import write_json
     result = {"target": target.name, "seeds": args.seeds, "weight_memory": args.weight_memory,
-              "threshold_units": args.threshold_units, "rows": rows, "skipped": skipped}
+              "threshold_units": args.threshold_units, "rows": rows, "skipped": skipped,
+              "jobs": {"training": reports[0].summary(), "points": reports[1].summary()}}
     write_json(out / "sweep.json", result)
     many = len(args.seeds) > 1
     table = [(r["label"], f"{100 * r['accuracy']:.1f}%" if r["accuracy"] is not None else "-", r["luts"], r["bram"],
@@ -280,7 +286,19 @@ def cmd_sweep(args) -> int:
              ("point", "accuracy", "LUTs", "BRAM", "SPRAM", "DSP", *fmax, "cycles", "latency us", "energy nJ", "Pareto"))
     ui.console.print(f"CSV: {out / 'sweep.csv'}   JSON: {out / 'sweep.json'}   plots: {out / 'pareto.png'}")
     ui.maybe_json(args.json, result)
-    return 0
+    return 1 if any(r.failures for r in reports) else 0
+
+
+def _point_info(outcome) -> str | None:
+    """The progress line of a sweep job: a point's LUTs, or why it was skipped."""
+    r = outcome.result
+    if r is None or outcome.cached:
+        return None
+    if "row" in r:
+        return f"{outcome.job.label}: {r['row']['luts']} LUTs"
+    if "skipped" in r:
+        return f"{outcome.job.label}: skipped"
+    return None
 
 
 def _g(v) -> str:

@@ -85,3 +85,29 @@ def footprint_rows(fp: dict, fp8: dict | None = None) -> list[tuple]:
         rows += [("same with 8-bit membranes", f"{fp8['quantized']:,} bits ({fp8['quantized'] / 8192:.2f} KiB)"),
                  ("reduction vs 8-bit membranes", percent(1 - fp["quantized"] / fp8["quantized"]))]
     return rows
+
+
+def job_progress(advance, describe=None):
+    """A run_jobs progress callback on a progress bar: one step per job, `describe(outcome)` (default:
+    the job's label, `cached` or `failed`) beside it."""
+    def on(outcome):
+        what = describe(outcome) if describe else None
+        if what is None:
+            what = f"{outcome.job.label}: " + ("cached" if outcome.cached else "failed" if outcome.result is None else "done")
+        advance(1, info=what)
+    return on
+
+
+def jobs_line(report) -> str:
+    """One line on how a run_jobs run went: engine, workers, cached and failed jobs, Ray's start-up."""
+    s = report.summary()
+    start = f", Ray started in {s['startup_seconds']:.1f} s" if s["startup_seconds"] else ""
+    return (f"{s['jobs']} jobs on {s['engine']} ({s['workers']} workers{start}): {s['ran']} ran, "
+            f"{s['cached']} from earlier runs (--fresh runs them again), {s['failed']} failed")
+
+
+def job_failures(reports) -> None:
+    """The failed jobs of run_jobs reports, with their logs, as a table (nothing if none failed)."""
+    rows = [(o.job.label, o.error, str(o.log)) for r in reports for o in r.failures]
+    if rows:
+        table("failed jobs (the others ran on)", rows, ("job", "error", "log"))

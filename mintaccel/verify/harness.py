@@ -294,24 +294,6 @@ def _runtime_warmup(sim: str, waves: bool):
 
 # ---------------------------------------------------------------- runs
 
-def stop_simulators() -> list[int]:
-    """Terminate this process's child processes (the simulators that worker threads started through
-    cocotb's runner, which gives no handle on them): after Ctrl-C, so that the runs end now and their
-    threads return instead of finishing every chunk. Returns the pids signalled."""
-    import signal
-    me, pids = os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # ended meanwhile
-        if int(fields[1]) == me:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(stat.parent.name), signal.SIGTERM)
-                pids.append(int(stat.parent.name))
-    return pids
-
-
 @dataclass
 class BenchResult:
     tests: int

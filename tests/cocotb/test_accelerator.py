@@ -160,7 +160,7 @@ def test_long_regression(sim, conv, seed, run_name):
     with a summary table)."""
     from mintaccel.verify.regress import regress
     networks = max(200, int(os.environ.get("MINTACCEL_NETWORKS") or 0))
-    s = regress(sim, networks=networks, seed=seed, jobs=1, run_name=run_name, conv=conv)
+    s = regress(sim, networks=networks, seed=seed, workers=1, fresh=True, run_name=run_name, conv=conv)
     print(f"{sim}: {s['networks']} networks, {s['run_cycles']:,} run cycles, {s['mismatches']} mismatches, "
           f"{s['wall_seconds']} s")
     assert s["mismatches"] == 0, "\n".join(s["mismatch_details"][:20] + s["bench_errors"][:2]) + rerun_hint(s)

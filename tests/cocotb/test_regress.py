@@ -183,7 +183,7 @@ def test_ctrl_c_during_the_runs(sim, target, tmp_path):
     env = dict(os.environ, MINTACCEL_BUILD_DIR=str(ROOT / "build"))
     env.pop("PYTEST_CURRENT_TEST", None)
     p = subprocess.Popen([str(MINTACCEL), "regress", "--sim", sim, "--networks", "400", "--seed", str(seed),
-                          "--chunk", "50", "--jobs", "2", "--json", str(tmp_path / "r.json")], cwd=tmp_path,
+                          "--chunk", "50", "--jobs", "2", "--fresh", "--json", str(tmp_path / "r.json")], cwd=tmp_path,
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          preexec_fn=sigint_as_in_a_terminal)
     try:
