@@ -29,6 +29,7 @@ PLUGINS: list[str] = [
     "mintaccel.cli.cmd_simulate",
     "mintaccel.cli.cmd_synth",
     "mintaccel.cli.cmd_regress",
+    "mintaccel.cli.cmd_search",
 ]
 
 
@@ -103,6 +104,36 @@ def _json(p):
     output_option(p, "--json", metavar="PATH", help="also write the printed figures to this JSON file")
 
 
+def training_options(p) -> None:
+    """The training options `train` and `search` share (commands.train_config reads them)."""
+    from mintaccel.model_export.datasets import DATASETS
+    p.add_argument("--dataset", default="digits", choices=DATASETS)
+    p.add_argument("--data-dir", help="folder of MNIST IDX files (default ../shared/data/mnist-test)")
+    p.add_argument("--hidden", type=integer(1, LAYER_SIZE_MAX), nargs="*", default=None, metavar="N",
+                   help="hidden layer sizes of the MLP (default 128)")
+    p.add_argument("--arch", nargs="?", const="default", metavar="TOKENS",
+                   help="a conv network instead of the MLP, e.g. c8k3,p2,c16k3,p2,f10: c<C>k<K>[s<S>][p<P>] conv, "
+                        "p<K> max pool, s<K> sum pool, f<N> dense, the last f<classes>; alone: the data set's default")
+    p.add_argument("--timesteps", "-T", type=integer(1, TIMESTEPS_MAX), default=8)
+    p.add_argument("--reset", choices=("hard", "soft"), default="hard")
+    p.add_argument("--leak", default="shift:1", help="none, shift:K (MINT u*2^-K) or decay:K (u - u*2^-K)")
+    p.add_argument("--threshold", type=positive, default=1.0, help="real threshold (integer = round(thr / scale))")
+    p.add_argument("--bias", action="store_true", help="train an integer bias per neuron")
+    p.add_argument("--bias-bits", type=int, default=8)
+    p.add_argument("--epochs", type=integer(1), default=30)
+    p.add_argument("--batch-size", type=integer(1), default=64)
+    p.add_argument("--lr", type=positive, default=5e-3)
+    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
+    p.add_argument("--threads", type=integer(1, THREADS_MAX), default=1,
+                   help="torch threads (fixed for bit-exact reproducibility)")
+    p.add_argument("--augment-shift", type=integer(0, 3), default=0, metavar="K",
+                   help="move each training image by a random -K..K positions (seeded; image data sets)")
+    p.add_argument("--float-init-epochs", type=integer(0), default=0, metavar="N",
+                   help="train the float twin N epochs first and start from its weights")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy, in [0, 1)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 weight decay")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mintaccel.cli import commands as c
     from mintaccel.model_export.datasets import DATASETS
@@ -125,35 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="quantization-aware training of a LIF network")
     p.set_defaults(func=c.cmd_train)
-    p.add_argument("--dataset", default="digits", choices=DATASETS)
-    p.add_argument("--data-dir", help="folder of MNIST IDX files (default ../shared/data/mnist-test)")
-    p.add_argument("--hidden", type=integer(1, LAYER_SIZE_MAX), nargs="*", default=None, metavar="N",
-                   help="hidden layer sizes of the MLP (default 128)")
-    p.add_argument("--arch", nargs="?", const="default", metavar="TOKENS",
-                   help="a conv network instead of the MLP, e.g. c8k3,p2,c16k3,p2,f10: c<C>k<K>[s<S>][p<P>] conv, "
-                        "p<K> max pool, s<K> sum pool, f<N> dense, the last f<classes>; alone: the data set's default")
+    training_options(p)
     p.add_argument("--weights", nargs="+", default=["uniform:2"], metavar="FMT",
                    help="per neuron layer or for all: float, uniform:B (2,3,4,8), pot:B (2,3,4), binary, sigmoid:uniform:2")
     p.add_argument("--membrane", nargs="+", default=["2"], metavar="FMT",
                    help="per neuron layer or for all: bits (2,3,4,8), float, squat:B (training study only)")
-    p.add_argument("--timesteps", "-T", type=integer(1, TIMESTEPS_MAX), default=8)
-    p.add_argument("--reset", choices=("hard", "soft"), default="hard")
-    p.add_argument("--leak", default="shift:1", help="none, shift:K (MINT u*2^-K) or decay:K (u - u*2^-K)")
-    p.add_argument("--threshold", type=positive, default=1.0, help="real threshold (integer = round(thr / scale))")
-    p.add_argument("--bias", action="store_true", help="train an integer bias per neuron")
-    p.add_argument("--bias-bits", type=int, default=8)
-    p.add_argument("--epochs", type=integer(1), default=30)
-    p.add_argument("--batch-size", type=integer(1), default=64)
-    p.add_argument("--lr", type=positive, default=5e-3)
-    p.add_argument("--seed", type=integer(0, SEED_MAX), default=0)
-    p.add_argument("--threads", type=integer(1, THREADS_MAX), default=1,
-                   help="torch threads (fixed for bit-exact reproducibility)")
-    p.add_argument("--augment-shift", type=integer(0, 3), default=0, metavar="K",
-                   help="move each training image by a random -K..K positions (seeded; image data sets)")
-    p.add_argument("--float-init-epochs", type=integer(0), default=0, metavar="N",
-                   help="train the float twin N epochs first and start from its weights")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy, in [0, 1)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 weight decay")
     p.add_argument("--float-baseline", action="store_true", help="also train the float SNN and report it")
     output_option(p, "-o", "--output", help="write a checkpoint (.pt, tensors and JSON only)")
     output_option(p, "--export", metavar="MODEL", help="write the integer model file")

@@ -258,7 +258,7 @@ def start(workers: int, address: str | None, say: Callable[[str], None]) -> tupl
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                      runtime_env={"env_vars": _worker_env()})
     except Exception as e:  # noqa: BLE001 - any start-up failure: one line, then the fallback
         if address:
@@ -355,6 +355,18 @@ def run_jobs(jobs: list[Job], root, *, workers: int = 2, address: str | None = N
     report.outcomes = outcomes
     report.wall_seconds = time.perf_counter() - t_start
     return report
+
+
+def run_here(job: Job, root, fresh: bool = False) -> Outcome:
+    """One job in this process (e.g. inside a Ray Tune trial, which is already a Ray worker), with
+    the same folder, cache and record as run_jobs."""
+    folder = job_folder(Path(root), job)
+    result = None if fresh else cached_result(folder)
+    if result is not None:
+        return Outcome(job, folder, result, cached=True)
+    outcome = _outcome(job, folder, _run_one(job.fn, job.inputs, str(folder)))
+    _record(outcome)
+    return outcome
 
 
 def _ray_initialized() -> bool:

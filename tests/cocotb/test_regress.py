@@ -226,3 +226,48 @@ def test_builds_go_under_the_working_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     root, tests_imported = r.stdout.split()
     assert Path(root) == tmp_path.resolve() / "build" / "cocotb" and tests_imported == "False"
+
+
+@pytest.mark.xdist_group("ray")
+def test_interrupted_regression_resumes(tmp_path):
+    """Ctrl-C after a few chunks, then the same command again: the finished chunks come from their job
+    folders (build/jobs), only the others run, and the merged figures are those of all the networks."""
+    seed, networks = 5150, 8
+    env = dict(os.environ, MINTACCEL_BUILD_DIR=str(ROOT / "build"))
+    env.pop("PYTEST_CURRENT_TEST", None)
+    argv = [str(MINTACCEL), "regress", "--networks", str(networks), "--seed", str(seed), "--chunk", "1", "--jobs", "2"]
+    jobs_root = ROOT / "build" / "jobs"
+
+    def mine() -> list[Path]:
+        """The job folders holding a result of this test's chunks."""
+        found = []
+        for f in jobs_root.glob("regress-*/result.json"):
+            label = json.loads(f.read_text())["label"]
+            found += [f.parent] if any(label == f"verilator networks {s}..{s}" for s in range(seed, seed + networks)) else []
+        return found
+
+    import shutil
+    for folder in mine():  # an earlier run's results: this test starts from none
+        shutil.rmtree(folder)
+    p = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, preexec_fn=sigint_as_in_a_terminal)
+    try:
+        for _ in range(3000):
+            if p.poll() is not None or len(mine()) >= 2:
+                break
+            time.sleep(0.05)
+        assert p.poll() is None, p.communicate()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    done = len(mine())
+    assert 2 <= done < networks
+    r = subprocess.run(argv + ["--json", "r.json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "r.json").read_text())["results"]["verilator"]
+    assert s["jobs"]["cached"] == done and s["jobs"]["ran"] == networks - done
+    assert s["networks"] == networks and s["mismatches"] == 0
+    assert f"{networks - done} ran, {done} from earlier runs" in r.stderr
