@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,9 +235,13 @@ def run_search(base, search: SearchConfig, out: Path, *, workers: int = 2, addre
     check(search, base)
     earlier = [] if fresh else earlier_trials(root, base, search)[:search.trials]
     with session(workers, address, say) as ray_session:
-        twin = run_jobs([Job("float", "float twin", float_job, {"config": float_twin(base).to_json()})], root,
-                        fresh=fresh, session=ray_session)
         ray_session.ensure()
+        # the float twin beside the first trials (a thread waiting on its Ray task), not before them
+        twin_job = Job("float", "float twin", float_job, {"config": float_twin(base).to_json()})
+        twin_box: list = []
+        twin_thread = threading.Thread(target=lambda: twin_box.append(run_jobs([twin_job], root, fresh=fresh,
+                                                                               session=ray_session)), daemon=True)
+        twin_thread.start()
         n = base.n_neuron_layers
         sampler = optuna.samplers.TPESampler(seed=search.seed, multivariate=True,
                                              n_startup_trials=max(1, min(10, search.trials // 3)))
@@ -256,8 +261,12 @@ def run_search(base, search: SearchConfig, out: Path, *, workers: int = 2, addre
         engine, workers, startup = ray_session.engine, ray_session.workers, ray_session.startup_seconds
         try:
             grid = tuner.fit()
+            twin_thread.join()
         finally:
             PROGRESS.pop(id(progress), None)
+    twin = twin_box[0] if twin_box else None
+    if twin is None:
+        raise RuntimeError("the float twin's job did not report (see the log in its folder)")
     from mintaccel.model_export.qat import TrainConfig
     rows, failed = [], []
     float_acc = twin.results[0]["accuracy"] if twin.results[0] else None

@@ -67,8 +67,9 @@ def cmd_search(args) -> int:
         raise UserError("no trial finished: " + "; ".join(result["failed"][:3]))
     objectives = cfg.objectives
     search.write_csv(rows, out / "pareto.csv")
-    search.plot(rows, out / "pareto.png", f"mintaccel search on {base.dataset} ({net}): * Pareto-optimal in "
-                                          + ", ".join(objectives), objectives)
+    names = {"accuracy": "accuracy", "energy_nj": "energy", "luts": "LUTs"}
+    search.plot(rows, out / "pareto.png", f"mintaccel search on {base.dataset} ({net}): Pareto-optimal (ringed) in "
+                                          + ", ".join(names[k] for k in objectives), objectives)
     summary = {"base": base.to_json(), "search": {k: list(v) if isinstance(v, tuple) else v
                                                   for k, v in cfg.__dict__.items()},
                "objectives": objectives, "float_twin": result["float"], "trials": rows,

@@ -168,6 +168,25 @@ def test_bad_seed_message(capsys):
     assert "--seed must be in 0..4294967295" in capsys.readouterr().err
 
 
+def _interrupt(p, ready, settle: float = 0.0, group: bool = False) -> tuple[str, str]:
+    """SIGINT to the command `p` (or its process group) once `ready()`, `settle` s later; its output."""
+    try:
+        for _ in range(3000):
+            if ready() or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert p.poll() is None, p.communicate()
+        time.sleep(settle)
+        if group:
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            p.send_signal(signal.SIGINT)
+        return p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 @pytest.mark.parametrize("sim", [p for p in SIMS if p.id == "verilator"])
 @pytest.mark.parametrize("target", ["group", "process"])
 def test_ctrl_c_during_the_runs(sim, target, tmp_path):
@@ -186,21 +205,7 @@ def test_ctrl_c_during_the_runs(sim, target, tmp_path):
                           "--chunk", "50", "--jobs", "2", "--fresh", "--json", str(tmp_path / "r.json")], cwd=tmp_path,
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          preexec_fn=sigint_as_in_a_terminal)
-    try:
-        for _ in range(1200):  # the first chunk's job file: the worker threads have started
-            if (first_run / "job.json").is_file() or p.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert p.poll() is None, p.communicate()
-        time.sleep(0.5)  # let its simulator start
-        if target == "group":
-            os.killpg(p.pid, signal.SIGINT)
-        else:
-            p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    out, err = _interrupt(p, lambda: (first_run / "job.json").is_file(), settle=0.5, group=target == "group")
     assert p.returncode == 130, err
     assert err.strip().splitlines()[-1] == "mintaccel: interrupted"
     assert "Traceback" not in err + out and "Exception ignored" not in err
@@ -251,17 +256,7 @@ def test_interrupted_regression_resumes(tmp_path):
         shutil.rmtree(folder)
     p = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, preexec_fn=sigint_as_in_a_terminal)
-    try:
-        for _ in range(3000):
-            if p.poll() is not None or len(mine()) >= 2:
-                break
-            time.sleep(0.05)
-        assert p.poll() is None, p.communicate()
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    _interrupt(p, lambda: len(mine()) >= 2)
     assert p.returncode == 130, err
     done = len(mine())
     assert 2 <= done < networks
