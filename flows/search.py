@@ -333,17 +333,26 @@ def plot(rows: list[dict], path: Path, title: str, objectives: dict) -> None:
         xs.append(("luts", "LUTs (Yosys)"))
     fig, axes = plt.subplots(1, len(xs), figsize=(6 * len(xs), 4.8))
     float_acc = rows[0]["float_accuracy"] if rows else None
+    accs = [100 * r["accuracy"] for r in rows]
+    # a trial that did not learn would squash the rest into one line: it goes on the bottom edge (v)
+    low = max(min(accs), max(accs) - 8) if accs else 0
     for ax, (x, label) in zip(axes, xs):
         for r in rows:
-            ax.scatter(r[x], 100 * r["accuracy"], s=36, color="tab:blue" if r["pareto"] else "tab:gray",
+            acc = 100 * r["accuracy"]
+            if acc < low:
+                ax.scatter(r[x], low, s=70, marker="v", color="tab:red", zorder=4, clip_on=False)
+                ax.annotate(f"{acc:.1f}%", (r[x], low), fontsize=7, xytext=(4, 4), textcoords="offset points")
+                continue
+            ax.scatter(r[x], acc, s=36, color="tab:blue" if r["pareto"] else "tab:gray",
                        edgecolors="black" if r["pareto"] else "none", alpha=0.85, zorder=3)
+        ax.set_ylim(low, max(accs + [100 * float_acc if float_acc else 0]) + 0.3)
         front = sorted((r for r in rows if r["pareto"]), key=lambda r: r[x])
         if front:
             ax.plot([r[x] for r in front], [100 * r["accuracy"] for r in front], color="tab:blue", alpha=0.4)
         if float_acc is not None:
             ax.axhline(100 * float_acc, color="tab:green", ls="--", lw=1, label="float twin")
             ax.axhline(100 * float_acc - 1, color="tab:red", ls=":", lw=1, label="float - 1 point")
-            ax.legend(loc="lower right", fontsize=8)
+            ax.legend(loc="center right", fontsize=8)
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)

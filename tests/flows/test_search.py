@@ -84,3 +84,10 @@ def test_tiny_search_on_ray_and_its_rerun(tmp_path):
     assert again["earlier"] == len(rows)
     cached = {(r["weights"], r["membranes"], r["accuracy"]) for r in again["rows"] if r["cached"]}
     assert cached >= {(r["weights"], r["membranes"], r["accuracy"]) for r in rows}
+
+
+def test_plot_keeps_a_failed_trial_on_the_edge(tmp_path):
+    rows = [{"accuracy": a, "float_accuracy": 0.97, "energy_nj": e, "avg_weight_bits": b, "pareto": p}
+            for a, e, b, p in ((0.96, 1.0, 2.0, True), (0.97, 2.0, 3.0, True), (0.1, 3.0, 8.0, False))]
+    search.plot(rows, tmp_path / "p.png", "t", {"accuracy": "max", "energy_nj": "min"})
+    assert (tmp_path / "p.png").stat().st_size > 10_000 and not list(tmp_path.glob(".*tmp*"))
