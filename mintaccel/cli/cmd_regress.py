@@ -80,6 +80,7 @@ def cmd_regress(args) -> int:
                 results[sim] = regress.regress(sim, networks, seed, chunk=args.chunk,
                                                run_name=f"regress-{'conv-' if args.conv else ''}{seed}",
                                                progress=_counter(advance), conv=args.conv, **jobs_kw)
+            results[sim]["jobs"]["startup_seconds"] = round(jobs_kw["session"].startup_seconds, 2)  # the session's
             report.err_console.print(_jobs_line(results[sim]["jobs"]))
     _print(results, "mintaccel regress: generated Verilog vs reference model and cycle simulator")
     for sim, r in results.items():
@@ -152,6 +153,7 @@ def _regress_model(args, sims) -> int:
             with report.progress(f"{sim}: samples", len(x)) as advance:
                 r = regress.regress_model(sim, Path(args.model), cfg, verilog, x, chunk=args.chunk,
                                           run_name=run_name, progress=_counter(advance), **jobs_kw)
+            r["jobs"]["startup_seconds"] = round(jobs_kw["session"].startup_seconds, 2)  # the session's
             report.err_console.print(_jobs_line(r["jobs"]))
             results[sim] = r
     for sim, r in results.items():
