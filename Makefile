@@ -18,10 +18,10 @@ demo: $(STAMP)
 	$(BIN)/mintaccel demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow
+	$(BIN)/python -m pytest -n 2 -m slow
 
 # Retrains the shipped model: the command its meta.trained_with records (tests/model_export/test_qat.py
 # checks they agree). Float training repeats bit for bit only on the machine, library versions and

@@ -49,6 +49,8 @@ def _check_usage(args) -> None:
     if args.chunk < 1:
         raise UserError("--chunk must be at least 1")
     check_output_file(args.json, "--json file")
+    from mintaccel.core.jobs import check_address
+    args.address = check_address(args.address)  # a cluster that does not answer: refused before any build
 
 
 def _simulators(args, harness) -> tuple[str, ...]:
@@ -106,9 +108,8 @@ def _counter(advance):
 def _session(args):
     """One Ray instance (or the cluster of --address) for every simulator's chunks; yields the
     run_jobs options."""
-    from mintaccel.core.jobs import check_address, session
-    address = check_address(args.address)
-    with session(args.jobs, address, report.err_console.print) as ray_session:
+    from mintaccel.core.jobs import session
+    with session(args.jobs, args.address, report.err_console.print) as ray_session:
         yield {"session": ray_session, "fresh": args.fresh}
 
 

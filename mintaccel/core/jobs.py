@@ -230,11 +230,24 @@ def _run_one(fn: Callable, inputs: dict, folder: str) -> dict:
 
 # ---------------------------------------------------------------- the driver side
 
-def check_address(address: str | None) -> str | None:
-    """The cluster to join: `--address`, else $RAY_ADDRESS, else None (a local instance)."""
+def check_address(address: str | None, probe: bool = True) -> str | None:
+    """The cluster to join: `--address`, else $RAY_ADDRESS, else None (a local instance). With `probe`,
+    a host:port that does not accept a connection within a few seconds is refused now (Ray itself
+    would retry for minutes before the work could start)."""
     address = address or os.environ.get(ADDRESS_ENV) or None
-    if address is not None and not address.strip():
+    if address is None:
+        return None
+    if not address.strip():
         raise UserError("--address is empty: give host:port of a running Ray cluster (`ray start --head` prints it)")
+    if probe and address != "auto":
+        import socket
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit():
+            raise UserError(f"--address {address}: give host:port of a running Ray cluster (`ray start --head` prints it)")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except OSError as e:
+            raise UserError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
     return address
 
 

@@ -233,7 +233,6 @@ def test_builds_go_under_the_working_folder(tmp_path):
     assert Path(root) == tmp_path.resolve() / "build" / "cocotb" and tests_imported == "False"
 
 
-@pytest.mark.xdist_group("ray")
 def test_interrupted_regression_resumes(tmp_path):
     """Ctrl-C after a few chunks, then the same command again: the finished chunks come from their job
     folders (build/jobs), only the others run, and the merged figures are those of all the networks."""

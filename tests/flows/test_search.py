@@ -56,15 +56,15 @@ def test_check_refuses_bad_choices():
     (["--trials", "0"], "argument --trials: must be in 1..10000, not 0"),
     (["--jobs", "0"], "argument --jobs: must be in 1..4096, not 0"),
     (["--address", " "], "--address is empty"),
+    (["--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers there"),
     (["--dataset", "mnist", "--data-dir", "/nonexistent"], "/nonexistent"),
-], ids=["format", "membranes", "trials", "jobs", "address", "data"])
+], ids=["format", "membranes", "trials", "jobs", "address", "no-cluster", "data"])
 def test_bad_search_is_one_line_and_leaves_nothing(tmp_path, args, match):
     r = mintaccel("search", *args, "--out", tmp_path / "s")
     assert_one_line_error(r, match)
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.xdist_group("ray")
 def test_tiny_search_on_ray_and_its_rerun(tmp_path):
     base = TrainConfig(dataset="digits", hidden=(8,), epochs=1)
     cfg = search.SearchConfig(trials=3, formats=("uniform:2", "binary", "pot:4"), membranes=("2", "8"))

@@ -1,8 +1,6 @@
 """mintaccel/core/jobs.py on a real local Ray instance: results in order, a failing job that does not stop
-the others, cache hits on a rerun, `fresh`, a run killed half-way and resumed, the local fallback.
-
-All tests that start Ray share one xdist group (`make test` runs `--dist loadgroup`), so one pytest
-worker runs them one after another instead of two Ray instances fighting for the 2 cores."""
+the others, cache hits on a rerun, `fresh`, a run killed half-way and resumed, the local fallback. Each test starts (and stops) its own local Ray instance (`address="local"`), so two
+pytest workers may run them at once."""
 
 from __future__ import annotations
 
@@ -19,8 +17,6 @@ import pytest
 
 from mintaccel.core import jobs
 from mintaccel.core.errors import UserError
-
-pytestmark = pytest.mark.xdist_group("ray")
 
 
 def square(inputs: dict, folder: Path) -> dict:
@@ -170,14 +166,19 @@ def test_fallback_to_local_processes_when_ray_cannot_start(tmp_path, monkeypatch
     report = jobs.run_jobs(_jobs([1, 2]), tmp_path, workers=2, say=said.append)
     assert report.engine == "local processes" and [r["y"] for r in report.results] == [1, 4]
     assert said == ["Ray could not start (no room for a Ray instance): running the jobs in 2 local processes"]
-    with pytest.raises(UserError, match="cannot join the Ray cluster"):
+    with pytest.raises(UserError, match="cannot join the Ray cluster"):  # (check_address would refuse it first)
         jobs.run_jobs(_jobs([5]), tmp_path, workers=2, address="127.0.0.1:1")
 
 
 def test_address_from_the_environment(monkeypatch):
     monkeypatch.setenv(jobs.ADDRESS_ENV, "10.0.0.1:6379")
-    assert jobs.check_address(None) == "10.0.0.1:6379" and jobs.check_address("h:1") == "h:1"
+    assert jobs.check_address(None, probe=False) == "10.0.0.1:6379"
+    assert jobs.check_address("h:1", probe=False) == "h:1"
     monkeypatch.delenv(jobs.ADDRESS_ENV)
     assert jobs.check_address(None) is None
     with pytest.raises(UserError, match="--address is empty"):
         jobs.check_address(" ")
+    with pytest.raises(UserError, match="give host:port"):
+        jobs.check_address("nowhere")
+    with pytest.raises(UserError, match="--address 127.0.0.1:1: no Ray cluster answers there"):
+        jobs.check_address("127.0.0.1:1")
