@@ -1,9 +1,10 @@
-"""Slow flows (`pytest -m slow`): the default build against flows/baselines.json, an SPRAM build, tiny sweeps."""
+"""Slow flows (`pytest -m slow`): the default build against flows/baselines.json, an SPRAM build, tiny sweeps, a search with LUTs."""
 
 from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,16 @@ def test_sweep_with_seeds(flows_dir):
     assert (out / "n4-u2-m2" / "pnr-seed2.json").is_file()
     assert len(result["skipped"]) == 1 and result["skipped"][0].startswith("n64-u2-m2: the build does not fit")
     assert row["latency_us"] == row["cycles"] / row["fmax_mhz"]
+
+
+def test_search_with_luts(flows_dir):
+    """Two trials with the LUT objective: every trial synthesized (Yosys), LUTs in the rows and the table."""
+    out = flows_dir / "search-luts"
+    r = mintaccel("search", "--trials", "2", "--epochs", "1", "--hidden", "16", "--luts", "--fresh",
+                  "--out", out, timeout=1800)
+    assert r.returncode == 0, r.stderr
+    result = json.loads((out / "pareto.json").read_text())
+    assert set(result["objectives"]) == {"accuracy", "energy_nj", "luts"}
+    assert all(t["luts"] > 0 for t in result["trials"]) and "LUTs" in r.stdout
+    assert all((Path(t["model"]).parent / "build" / "synth.log").is_file()
+               for t in result["trials"])
