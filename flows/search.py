@@ -190,7 +190,7 @@ def tune_trial(config: dict, base_json: dict, search_json: dict, root: str, fres
 
 def earlier_trials(root: Path, base, search: SearchConfig) -> list[dict]:
     """Parameters of the finished trials in `root` that this search could have run (same base and
-    measures, formats within the search's choices), newest configuration first."""
+    measures, formats within the search's choices), in folder-name order."""
     import json
 
     from mintaccel.core.jobs import job_folder
@@ -207,9 +207,9 @@ def earlier_trials(root: Path, base, search: SearchConfig) -> list[dict]:
         params = {}
         for l, spec in enumerate(cfg.layers):
             params[f"w{l}"], params[f"m{l}"] = spec.weights, spec.membrane
+        # the key (inputs, versions) must match this search's; the base is all but the layers' formats
         same_base = dataclasses.replace(cfg, layers=base.layers) == base
         if (same_base and len(cfg.layers) == base.n_neuron_layers
-                and inputs == _trial_inputs(cfg, search)
                 and all(params[f"w{l}"] in search.formats and params[f"m{l}"] in search.membranes
                         for l in range(len(cfg.layers)))
                 and job_folder(root, trial_job_for(cfg, search)) == path.parent.resolve()):
@@ -221,6 +221,7 @@ def run_search(base, search: SearchConfig, out: Path, *, workers: int = 2, addre
                fresh: bool = False, progress=None, say=None) -> dict:
     """The float twin, then `search.trials` trials on Ray Tune; returns {"rows", "float", "jobs", ...}.
     `progress(label)` after each trial."""
+    import json
     import os
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no Tune banner on the user's terminal
     import optuna
@@ -228,6 +229,7 @@ def run_search(base, search: SearchConfig, out: Path, *, workers: int = 2, addre
     from ray.tune.search.optuna import OptunaSearch
 
     from mintaccel.core.jobs import Job, run_jobs, session
+    from mintaccel.model_export.qat import TrainConfig
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     out = Path(out).resolve()
@@ -267,11 +269,9 @@ def run_search(base, search: SearchConfig, out: Path, *, workers: int = 2, addre
     twin = twin_box[0] if twin_box else None
     if twin is None:
         raise RuntimeError("the float twin's job did not report (see the log in its folder)")
-    from mintaccel.model_export.qat import TrainConfig
     rows, failed = [], []
     float_acc = twin.results[0]["accuracy"] if twin.results[0] else None
-    import json
-    for k, res in enumerate(grid):
+    for res in grid:
         if res.error is not None or not res.metrics or "folder" not in res.metrics:
             failed.append(str(res.error).splitlines()[0][:300] if res.error else "no result")
             continue
@@ -304,12 +304,10 @@ def _unique(rows: list[dict]) -> list[dict]:
 
 
 def pareto(rows: list[dict], objectives: dict) -> list[bool]:
-    """True for rows no other row dominates in the objectives (`max` / `min` each)."""
-    def vec(r):
-        return [r[k] if mode == "min" else -r[k] for k, mode in objectives.items()]
-    vecs = [vec(r) for r in rows]
-    return [not any(all(x <= y for x, y in zip(b, a)) and any(x < y for x, y in zip(b, a)) for b in vecs)
-            for a in vecs]
+    """True for rows no other row dominates in the objectives (`max` / `min` each): the sweep's test."""
+    from mintaccel.flows.sweep import pareto as undominated
+    return undominated(rows, minimize=[k for k, m in objectives.items() if m == "min"],
+                       maximize=[k for k, m in objectives.items() if m == "max"])
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

@@ -83,7 +83,7 @@ def cmd_regress(args) -> int:
                                                run_name=f"regress-{'conv-' if args.conv else ''}{seed}",
                                                progress=_counter(advance), conv=args.conv, **jobs_kw)
             results[sim]["jobs"]["startup_seconds"] = round(jobs_kw["session"].startup_seconds, 2)  # the session's
-            report.err_console.print(_jobs_line(results[sim]["jobs"]))
+            report.err_console.print(report.jobs_line(results[sim]["jobs"], "chunks"))
     _print(results, "mintaccel regress: generated Verilog vs reference model and cycle simulator")
     for sim, r in results.items():
         cov = [(f, n) for f, n in r["coverage"].items()]
@@ -111,11 +111,6 @@ def _session(args):
     from mintaccel.core.jobs import session
     with session(args.jobs, args.address, report.err_console.print) as ray_session:
         yield {"session": ray_session, "fresh": args.fresh}
-
-
-def _jobs_line(s: dict) -> str:
-    return (f"{s['jobs']} chunks on {s['engine']} ({s['workers']} workers): {s['ran']} ran, {s['cached']} from "
-            f"earlier runs (--fresh runs them again), {s['failed']} failed")
 
 
 def _labels(path: str, batch: int, n_outputs: int):
@@ -155,7 +150,7 @@ def _regress_model(args, sims) -> int:
                 r = regress.regress_model(sim, Path(args.model), cfg, verilog, x, chunk=args.chunk,
                                           run_name=run_name, progress=_counter(advance), **jobs_kw)
             r["jobs"]["startup_seconds"] = round(jobs_kw["session"].startup_seconds, 2)  # the session's
-            report.err_console.print(_jobs_line(r["jobs"]))
+            report.err_console.print(report.jobs_line(r["jobs"], "chunks"))
             results[sim] = r
     for sim, r in results.items():
         if labels is not None and r["predictions"] is not None:

@@ -260,7 +260,7 @@ def cmd_sweep(args) -> int:
             on_skip=lambda note: (skipped.append(note), ui.err_console.print(f"skipped: {note}")),
             say=ui.err_console.print)
     for r in reports:
-        ui.err_console.print(ui.jobs_line(r))
+        ui.err_console.print(ui.jobs_line(r.summary()))
     ui.job_failures(reports)
     if not rows:
         failed = sum(len(r.failures) for r in reports)

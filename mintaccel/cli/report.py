@@ -98,11 +98,11 @@ def job_progress(advance, describe=None):
     return on
 
 
-def jobs_line(report) -> str:
-    """One line on how a run_jobs run went: engine, workers, cached and failed jobs, Ray's start-up."""
-    s = report.summary()
+def jobs_line(s: dict, what: str = "jobs") -> str:
+    """One line on how a run_jobs run went (its RunReport.summary()): engine, workers, cached and failed
+    jobs, Ray's start-up."""
     start = f", Ray started in {s['startup_seconds']:.1f} s" if s["startup_seconds"] else ""
-    return (f"{s['jobs']} jobs on {s['engine']} ({s['workers']} workers{start}): {s['ran']} ran, "
+    return (f"{s['jobs']} {what} on {s['engine']} ({s['workers']} workers{start}): {s['ran']} ran, "
             f"{s['cached']} from earlier runs (--fresh runs them again), {s['failed']} failed")
 
 

@@ -98,7 +98,7 @@ def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, chu
     if reason:
         raise RuntimeError(f"{sim}: {reason}")
     t0 = time.perf_counter()
-    harness.accelerator_build(sim, conv=conv)  # once here, so that the workers find it built
+    b = harness.accelerator_build(sim, conv=conv)  # once here, so that the workers find it built
     build_seconds = time.perf_counter() - t0
     jobs = [Job("regress", f"{sim} networks {seed + i}..{seed + i + min(chunk, networks - i) - 1}", chunk_job,
                 {"sim": sim, "conv": conv, "first": seed + i, "count": min(chunk, networks - i), "samples": samples,
@@ -110,7 +110,7 @@ def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, chu
     merged.update({
         "sim": sim, "seed": seed, "networks_requested": networks, "build_seconds": round(build_seconds, 2),
         "wall_seconds": round(time.perf_counter() - t1, 2), "jobs": report.summary(),
-        "build": str(harness.accelerator_build(sim, conv=conv).folder), "conv": conv,
+        "build": str(b.folder), "conv": conv,
     })
     merged["cycles_per_second"] = round(merged["clock_cycles"] / max(merged["wall_seconds"], 1e-9))
     return merged
