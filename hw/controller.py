@@ -3,9 +3,10 @@
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them (its membrane
 and bias words are read in ENCODE's first cycle), and fires 5 cycles after ENCODE's DONE cycle; the
 other groups read the events back from the event memory.
-Per later group: START (read membrane and bias words, issue the first event read), ACC (event index
--> weight address (registered) -> N_PE weight codes (registered in the PE array) -> accumulate, a
-four-stage pipeline), FIRE (the threshold units take the group: P = lanes per unit beats, the first in
+Per later group: START (read membrane and bias words), ACC (event index -> weight address (registered)
+-> N_PE weight codes (registered in the PE array) -> accumulate, a four-stage pipeline; the event reads
+run one cycle ahead of it, the first issued in the previous group's FIRE, and the event memory's data is
+registered before the address adder: the block RAM's clock-to-output and the adder are not one path), FIRE (the threshold units take the group: P = lanes per unit beats, the first in
 the FIRE cycle). A group lasts at least 5 cycles, and its FIRE comes at least P cycles after the
 previous one's, so the shared units are free again (ACC waits when a group has fewer than P - 5
 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after its FIRE,
@@ -98,7 +99,9 @@ class Controller(wiring.Component):
         cfg = self.cfg
         regs = self.regs
         issued = Signal(range(cfg.max_inputs + 1))  # event reads issued in this group
-        s1 = Signal()  # event data valid: the weight address is computed
+        s0 = Signal()  # event memory data valid (registered into ev_index)
+        ev_index = Signal.like(self.ev_rdata)
+        s1 = Signal()  # event index valid: the weight address is computed
         s1b = Signal()  # the weight address is in its register: weight read issued
         s2 = Signal()  # weight data valid (accumulate)
         w_raddr = Signal.like(self.w_raddr)
@@ -131,12 +134,13 @@ class Controller(wiring.Component):
         # (through a register of its own: the encoder's index comes out of an OR tree)
         enc_valid, enc_index = Signal(), Signal.like(self.enc_event_index)
         m.d.sync += [enc_valid.eq(self.enc_event_valid), enc_index.eq(self.enc_event_index)]
-        index = Mux(s1, self.ev_rdata, enc_index)
+        m.d.sync += ev_index.eq(self.ev_rdata)
+        index = Mux(s1, ev_index, enc_index)
         m.d.sync += [w_raddr.eq(wbase + index), s1b.eq(s1 | enc_valid)]
         # group 0's membrane / bias read and accumulator load, in ENCODE's first and second cycles
         g0_read, g0_load = Signal(), Signal()
         m.d.sync += [g0_read.eq(0), g0_load.eq(g0_read), self.enc_start.eq(0)]
-        m.d.sync += [s2.eq(s1b), s1.eq(0)]
+        m.d.sync += [s2.eq(s1b), s1.eq(s0), s0.eq(0)]
 
         # the write-back side of the threshold pipeline: what FIRE saw, LATENCY cycles later
         conv = bool(cfg.max_map_words)
@@ -198,7 +202,7 @@ class Controller(wiring.Component):
             """Issue the next event-memory read if any is left; returns whether one was issued."""
             m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more)]
             with m.If(more):
-                m.d.sync += [issued.eq(issued + 1), s1.eq(1), more.eq(issued + 1 < self.enc_count)]
+                m.d.sync += [issued.eq(issued + 1), s0.eq(1), more.eq(issued + 1 < self.enc_count)]
             return more
 
         with m.FSM():
@@ -248,10 +252,8 @@ class Controller(wiring.Component):
                     m.next = "ACC"
             with m.State("START"):
                 m.d.comb += [self.m_ren.eq(1)]
-                m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1), more.eq(self.enc_count > 1)]
-                m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
-                with m.If(self.enc_count != 0):
-                    m.d.sync += [issued.eq(1), s1.eq(1)]
+                m.d.sync += [first.eq(1), elapsed.eq(1)]
+                issue_event()  # the second event (the first was read in FIRE)
                 m.next = "ACC"
             with m.State("ACC"):
                 m.d.comb += [self.pe_load.eq(first)]
@@ -261,7 +263,7 @@ class Controller(wiring.Component):
                     m.d.sync += elapsed.eq(elapsed + 1)
                 # FIRE is the group's cycle max(E + 4, P - 1) after START: the last weight is in the
                 # accumulators and the threshold units are free
-                with m.If(~more & ~s1 & ~s1b & ~s2 & may_fire & units_free):
+                with m.If(~more & ~s0 & ~s1 & ~s1b & ~s2 & may_fire & units_free):
                     m.next = "FIRE"
             with m.State("FIRE"):
                 m.d.comb += [self.fire.eq(1)]
@@ -270,6 +272,10 @@ class Controller(wiring.Component):
                 if conv:
                     m.d.sync += self.b_addr.eq(self.b_addr + 1)
                 with m.If(~last_group):
+                    # the next group's first event read, a cycle ahead of its pipeline (the events stay)
+                    m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
+                    m.d.sync += [issued.eq(self.enc_count != 0), s0.eq(self.enc_count != 0),
+                                 more.eq(self.enc_count > 1)]
                     m.next = "START"
                 if conv:  # the next output position: ENCODE again, the weights and the lanes restart
                     with m.Elif(~last_position):
