@@ -17,15 +17,16 @@ Stages (each one tool process, each a progress step):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from mintaccel.core.files import MARKER, check_output_folder
+from mintaccel.core.files import MARKER, atomic_open, check_output_folder
 from mintaccel.flows import energy as fenergy
-from mintaccel.flows import fit, nextpnr, yosys
+from mintaccel.flows import bram_outreg, fit, nextpnr, yosys
 from mintaccel.flows.harness import HARNESS_TOP, SynthHarness
 from mintaccel.flows.report import config_of
 from mintaccel.flows.targets import Target
@@ -154,9 +155,10 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
 
     with st("elaborate", "Amaranth -> RTLIL"):
         cut = fit.weight_slice_bits(cfg, target)
-        yosys.write_rtlil(Accelerator(cfg, model, weight_slice_bits=cut), TOP, out_dir / "core.il")
+        build = dict(weight_slice_bits=cut, one_port_events=target.one_port_events)
+        yosys.write_rtlil(Accelerator(cfg, model, **build), TOP, out_dir / "core.il")
         if pnr:
-            harness = SynthHarness(Accelerator(cfg, model, weight_slice_bits=cut))
+            harness = SynthHarness(Accelerator(cfg, model, **build))
             yosys.write_rtlil(harness, HARNESS_TOP, out_dir / "harness.il", ports=harness.ports)
 
     with st("generic", "yosys: generic cells, multipliers, CMOS gates"):
@@ -199,6 +201,12 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
                                 f"flip-flops / {harness_cells['bram']} block RAMs vs {synthesis['luts']} / "
                                 f"{synthesis['ffs']} + {harness.input_bits} / {synthesis['bram']} in the core alone "
                                 "(+ input chain): P&R figures are suspect")
+            absorbed = []
+            if target.bram_output_registers:
+                netlist = yosys.load_json(out_dir / "harness_netlist.json")
+                absorbed = bram_outreg.absorb_output_registers(netlist)
+                with atomic_open(out_dir / "harness_netlist.json", "w") as f:
+                    json.dump(netlist, f)
         seeds = tuple(seeds) or (nextpnr.PNR_SEED,)
         with st("pnr", f"nextpnr: place and route at {freq_mhz or target.freq_mhz:g} MHz, seed {seeds[0]}"):
             nextpnr.run_nextpnr(target, out_dir, "harness_netlist.json", freq_mhz=freq_mhz, seed=seeds[0])
@@ -208,6 +216,7 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
                                      "without pins")
             pnr_figures["harness_input_ffs"] = harness.input_bits
             pnr_figures["harness_cells"] = {k: harness_cells[k] for k in ("luts", "ffs", "carry", "bram", "dsp")}
+            pnr_figures["bram_output_registers"] = {"rams": len(absorbed), "flip_flops": sum(a.flops for a in absorbed)}
         if len(seeds) > 1:
             runs = [pnr_figures]
             for seed in seeds[1:]:

@@ -100,7 +100,7 @@ class Controller(wiring.Component):
         regs = self.regs
         issued = Signal(range(cfg.max_inputs + 1))  # event reads issued in this group
         s0 = Signal()  # event memory data valid (registered into ev_index)
-        ev_index = Signal.like(self.ev_rdata)
+        ev_index = Signal.like(self.ev_rdata, reset_less=True)  # an ECP5 block RAM output register (flows/bram_outreg.py)
         s1 = Signal()  # event index valid: the weight address is computed
         s1b = Signal()  # the weight address is in its register: weight read issued
         s2 = Signal()  # weight data valid (accumulate)
@@ -176,6 +176,11 @@ class Controller(wiring.Component):
         with m.If(stalled_d):
             m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
 
+        # `fire` (high exactly in FIRE) is a register set on the way in, not a decode of the FSM state: it
+        # selects the threshold units' inputs, a wide fanout in front of their first adder
+        fire_state = Signal()
+        m.d.sync += fire_state.eq(0)
+        m.d.comb += self.fire.eq(fire_state)
         more = Signal()  # an event read is left to issue: a register, so the FSM never waits on a compare
         position, last_position, last_load = Signal(range(cfg.spike_words + 1)), Signal(), Signal()
         units_free = 1
@@ -198,11 +203,21 @@ class Controller(wiring.Component):
             with m.Else():
                 m.next = state_if_no_load
 
+        # the event read address is the `issued` register itself: it returns to 0 once a group's reads are
+        # done, so the next group's first read (in FIRE) needs no multiplexer; whether there is a first and
+        # a second read is registered from the layer's event count (stable from ENCODE's end on)
+        has_events, many_events = Signal(), Signal()
+        m.d.sync += [has_events.eq(self.enc_count != 0), many_events.eq(self.enc_count > 1)]
+        # and the read enable comes from registers too: `more` is high only in START and ACC, and the first
+        # read is FIRE's (a register) when a later group follows
+        m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more | (fire_state & ~last_group & has_events))]
+
         def issue_event():
             """Issue the next event-memory read if any is left; returns whether one was issued."""
-            m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more)]
             with m.If(more):
                 m.d.sync += [issued.eq(issued + 1), s0.eq(1), more.eq(issued + 1 < self.enc_count)]
+            with m.Else():
+                m.d.sync += issued.eq(0)
             return more
 
         with m.FSM():
@@ -264,18 +279,16 @@ class Controller(wiring.Component):
                 # FIRE is the group's cycle max(E + 4, P - 1) after START: the last weight is in the
                 # accumulators and the threshold units are free
                 with m.If(~more & ~s0 & ~s1 & ~s1b & ~s2 & may_fire & units_free):
+                    m.d.sync += fire_state.eq(1)
                     m.next = "FIRE"
             with m.State("FIRE"):
-                m.d.comb += [self.fire.eq(1)]
                 m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
                              wbase.eq(wbase + self.cur.n_in), remaining.eq(remaining - cfg.n_pe)]
                 if conv:
                     m.d.sync += self.b_addr.eq(self.b_addr + 1)
                 with m.If(~last_group):
                     # the next group's first event read, a cycle ahead of its pipeline (the events stay)
-                    m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
-                    m.d.sync += [issued.eq(self.enc_count != 0), s0.eq(self.enc_count != 0),
-                                 more.eq(self.enc_count > 1)]
+                    m.d.sync += [issued.eq(has_events), s0.eq(has_events), more.eq(many_events)]
                     m.next = "START"
                 if conv:  # the next output position: ENCODE again, the weights and the lanes restart
                     with m.Elif(~last_position):

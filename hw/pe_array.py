@@ -33,7 +33,9 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wb, bb = self.weight_bits, self.bias_bits
-        codes, enable = Signal.like(self.codes), Signal()
+        # reset_less: a plain register after the memory's read port, which the ECP5 flow moves into the
+        # block RAM's output register (flows/bram_outreg.py); `enable` is reset, so a stale code never counts
+        codes, enable = Signal.like(self.codes, reset_less=True), Signal()
         m.d.sync += [codes.eq(self.codes), enable.eq(self.enable)]
         for i in range(self.n_pe):
             pe = m.submodules[f"pe{i}"] = ProcessingElement(wb, self.acc_bits)

@@ -32,15 +32,17 @@ def probe_layout(cfg: HwConfig) -> data.StructLayout:
 
 class Accelerator(wiring.Component):
     def __init__(self, cfg: HwConfig, model: IntModel | None = None, assertions: bool = True,
-                 weight_slice_bits: int = 0):
+                 weight_slice_bits: int = 0, one_port_events: bool = False):
         """With `model`, registers and memories start with the model loaded (see hw.registers).
         `assertions`: keep the RTL's `Assert`s (simulation and formal); False gives plain Verilog.
         `weight_slice_bits`: the weight memory in slices of that many bits (0: one memory; the FPGA
-        flow's choice per target, flows/fit.py's weight_slice_bits)."""
+        flow's choice per target, flows/fit.py's weight_slice_bits). `one_port_events`: the event memory's
+        write and read share one address (the flow's choice per target, `Target.one_port_events`); the
+        same cycles either way."""
         if model is not None:
             check_fits(model, cfg)
         self.cfg, self.model, self.assertions = cfg, model, assertions
-        self.weight_slice_bits = weight_slice_bits
+        self.weight_slice_bits, self.one_port_events = weight_slice_bits, one_port_events
         super().__init__({
             "load": In(stream.Signature(load_layout(cfg))),
             "start": In(1),
@@ -96,7 +98,7 @@ class Accelerator(wiring.Component):
             ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
             ctrl.enc_event_valid.eq(enc.event_valid), ctrl.enc_event_index.eq(enc.event_index),
             enc.trusted.eq(~ctrl.from_host), enc.host_word.eq(self.spikes_in.payload),
-            ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
+            ctrl.ev_rdata.eq(ev_rd.data),
         ]
         def parity(layer):  # layer l reads map buffer l % 2 and writes the other (one layer: index 0)
             return layer[0] if len(layer) else Const(0, 1)
@@ -126,7 +128,15 @@ class Accelerator(wiring.Component):
 
         # events reach the event memory the cycle after the encoder finds them; the first read of them
         # comes two cycles after the last one is found
-        m.d.comb += [ev_wr.addr.eq(enc.event_addr), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid)]
+        m.d.comb += [ev_wr.addr.eq(enc.event_addr), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid),
+                     ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren)]
+        if self.one_port_events:
+            # ENCODE writes the events and the later groups read them, never in one cycle: through one
+            # address, synthesis maps one block RAM port and adds no read/write collision logic (on the
+            # ECP5 32 flip-flops and a multiplexer on the read data, the critical path of MNIST builds)
+            ev_addr = Signal.like(enc.event_addr)
+            m.d.comb += [ev_addr.eq(Mux(enc.event_valid, enc.event_addr, ctrl.ev_raddr)),
+                         ev_wr.addr.eq(ev_addr), ev_rd.addr.eq(ev_addr), ev_rd.en.eq(ctrl.ev_ren & ~enc.event_valid)]
 
         # event index -> weight memory -> PE array
         m.d.comb += [

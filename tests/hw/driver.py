@@ -28,11 +28,12 @@ class RunResult:
 
 def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload: bool = True,
                     input_gaps=None, output_stalls=None, vcd: str | None = None,
-                    max_cycles: int = 200_000) -> list[RunResult]:
+                    max_cycles: int = 200_000, one_port_events: bool = False) -> list[RunResult]:
     """Run each sample [T, inputs]; `preload` builds the memories initialised from the model,
     otherwise the model is loaded through the `load` stream first. `input_gaps(cycle)` /
-    `output_stalls(cycle)` return True to hold valid / ready low in that cycle."""
-    dut = Accelerator(cfg, model if preload else None)
+    `output_stalls(cycle)` return True to hold valid / ready low in that cycle. `one_port_events`: the
+    ECP5 build's event memory (one address for writes and reads)."""
+    dut = Accelerator(cfg, model if preload else None, one_port_events=one_port_events)
     views = [p.view for p in layout(model, cfg.n_pe).layers]
     results = []
 

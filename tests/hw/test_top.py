@@ -39,12 +39,13 @@ def test_shipped_model_on_digits(shipped_model):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_random_networks_loaded_at_run_time(seed):
-    """Every weight and membrane format, both resets, both leaks, biases; odd n_pe and padding."""
+    """Every weight and membrane format, both resets, both leaks, biases; odd n_pe and padding; odd seeds
+    with the ECP5 build's one-port event memory."""
     model = random_model(seed, sizes=(11, 7, 5), timesteps=4)
     n_pe = [3, 4, 8][seed % 3]
     cfg = HwConfig.for_model(model, n_pe, bias_bits=8, weight_bits=8, membrane_bits=8)
     x = np.concatenate([random_spikes(seed, 2, 4, 11), np.zeros((1, 4, 11), np.uint8), np.ones((1, 4, 11), np.uint8)])
-    check(model, cfg, x, run_accelerator(model, cfg, x, preload=False))
+    check(model, cfg, x, run_accelerator(model, cfg, x, preload=False, one_port_events=seed % 2 == 1))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -117,14 +118,15 @@ def check_conv(model, cfg, x, results):
 @pytest.mark.parametrize("seed", range(8))
 def test_random_conv_networks(seed):
     """Random conv networks (pool first, conv last, strides, padding, both pools, overlapping pool windows,
-    channels past n_pe, biases, every format), preloaded or loaded at run time, shared threshold units."""
+    channels past n_pe, biases, every format), preloaded or loaded at run time, shared threshold units;
+    seeds 4 .. 7 with the ECP5 build's one-port event memory."""
     from tests.sim.cycle.test_controller import random_conv_net
     n_pe, units = [(2, 0), (4, 1), (8, 2), (3, 0)][seed % 4]
     net = next(k for k in range(seed, seed + 1000, 50) if not random_conv_net(k).layers[0].kind == "flatten")
     model = random_conv_net(net)
     cfg = HwConfig.for_model(model, n_pe, threshold_units=units, bias_bits=8, weight_bits=8, membrane_bits=8)
     x = random_spikes(seed, 2, model.timesteps, model.n_inputs, density=[0.2, 0.5][seed % 2])
-    check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=seed % 2 == 0))
+    check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=seed % 2 == 0, one_port_events=seed >= 4))
 
 
 @pytest.mark.parametrize("seed", range(8, 12))
