@@ -155,7 +155,7 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
 
     with st("elaborate", "Amaranth -> RTLIL"):
         cut = fit.weight_slice_bits(cfg, target)
-        build = dict(weight_slice_bits=cut, one_port_events=target.one_port_events)
+        build = dict(weight_slice_bits=cut, bram_output_registers=target.bram_output_registers)
         yosys.write_rtlil(Accelerator(cfg, model, **build), TOP, out_dir / "core.il")
         if pnr:
             harness = SynthHarness(Accelerator(cfg, model, **build))

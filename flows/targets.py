@@ -77,13 +77,12 @@ class Target:
     """Cut a block-RAM weight memory that would cascade block RAMs in depth into slices that do not
     (flows/fit.py weight_slice_bits): more block RAMs, no read multiplexer. Off on the iCE40, where the
     multiplexer is off the critical path at 48 MHz and the cascade saves block RAMs."""
-    one_port_events: bool = False
-    """Build the event memory with one address for its writes and reads (`Accelerator(one_port_events=)`):
-    on the ECP5 Yosys otherwise adds collision logic between the DP16KD's two ports; on the iCE40 the
-    address multiplexer only costs (UP5K default build 47.7 / 47.2 / 49.2 MHz with it)."""
     bram_output_registers: bool = False
-    """Move the flip-flops right after block RAM read ports into the block RAMs' output registers in the
-    P&R netlist (flows/bram_outreg.py, ECP5): Yosys never uses them. The iCE40's SB_RAM40_4K has none."""
+    """Build with `Accelerator(bram_output_registers=True)` (block-RAM reads end in plain registers: the
+    event memory through one port, read a cycle ahead into a register; reset-less weight codes; same
+    cycles) and move those registers into the block RAMs' output registers in the P&R netlist
+    (flows/bram_outreg.py): Yosys never uses them. ECP5 only: the iCE40's SB_RAM40_4K has none, and the
+    UP5K default build's placement lost 2-5 MHz with the same RTL (49.4 / 50.0 / 50.4 -> 45-48 MHz)."""
 
 
 ICE40_UP5K = Target(
@@ -119,7 +118,7 @@ ECP5_25F = Target(
     rams=(RamType("$__TRELLIS_DPR16X4_", "TRELLIS_DPR16X4", "distributed", 4, (4,), 0, 4, (0, 0), (0, 0), True),
           RamType("$__DP16KD_", "DP16KD", "block", 14, (1, 2, 4, 9, 18), 9, 128, (0, 4), (0, 4), False),
           RamType("$__PDPW16KD_", "PDPW16KD", "block", 14, (1, 2, 4, 9, 18, 36), 9, 128, (5, 5), (0, 5), False)),
-    slice_weights=True, one_port_events=True, bram_output_registers=True,
+    slice_weights=True, bram_output_registers=True,
 )
 
 TARGETS: dict[str, Target] = {t.name: t for t in (ICE40_UP5K, ECP5_25F)}

@@ -3,11 +3,13 @@
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them (its membrane
 and bias words are read in ENCODE's first cycle), and fires 5 cycles after ENCODE's DONE cycle; the
 other groups read the events back from the event memory.
-Per later group: START (read membrane and bias words), ACC (event index -> weight address (registered)
--> N_PE weight codes (registered in the PE array) -> accumulate, a four-stage pipeline; the event reads
-run one cycle ahead of it, the first issued in the previous group's FIRE, and the event memory's data is
-registered before the address adder: the block RAM's clock-to-output and the adder are not one path), FIRE (the threshold units take the group: P = lanes per unit beats, the first in
-the FIRE cycle). A group lasts at least 5 cycles, and its FIRE comes at least P cycles after the
+Per later group: START (read membrane and bias words, issue the first event read), ACC (event index
+-> weight address (registered) -> N_PE weight codes (registered in the PE array) -> accumulate, a
+four-stage pipeline), FIRE (the threshold units take the group: P = lanes per unit beats, the first in
+the FIRE cycle). With `fast_event_reads` (the ECP5 build's choice, same cycles) the event reads run one
+cycle ahead, the first in the previous group's FIRE, and the event memory's data is registered before
+the address adder (in the block RAM's output register: flows/bram_outreg.py), so the block RAM's
+clock-to-output and the adder are not one path; `fire` is then a register too. A group lasts at least 5 cycles, and its FIRE comes at least P cycles after the
 previous one's, so the shared units are free again (ACC waits when a group has fewer than P - 5
 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after its FIRE,
 overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
@@ -32,8 +34,8 @@ from mintaccel.hw.registers import layer_layout
 
 
 class Controller(wiring.Component):
-    def __init__(self, cfg: HwConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: HwConfig, fast_event_reads: bool = False):
+        self.cfg, self.fast_event_reads = cfg, fast_event_reads
         count_bits = cfg.max_inputs.bit_length()
         super().__init__({
             "start": In(1),
@@ -99,8 +101,10 @@ class Controller(wiring.Component):
         cfg = self.cfg
         regs = self.regs
         issued = Signal(range(cfg.max_inputs + 1))  # event reads issued in this group
-        s0 = Signal()  # event memory data valid (registered into ev_index)
-        ev_index = Signal.like(self.ev_rdata, reset_less=True)  # an ECP5 block RAM output register (flows/bram_outreg.py)
+        fast = self.fast_event_reads
+        if fast:
+            s0 = Signal()  # event memory data valid (registered into ev_index)
+            ev_index = Signal.like(self.ev_rdata, reset_less=True)  # a block RAM output register (flows/bram_outreg.py)
         s1 = Signal()  # event index valid: the weight address is computed
         s1b = Signal()  # the weight address is in its register: weight read issued
         s2 = Signal()  # weight data valid (accumulate)
@@ -134,13 +138,16 @@ class Controller(wiring.Component):
         # (through a register of its own: the encoder's index comes out of an OR tree)
         enc_valid, enc_index = Signal(), Signal.like(self.enc_event_index)
         m.d.sync += [enc_valid.eq(self.enc_event_valid), enc_index.eq(self.enc_event_index)]
-        m.d.sync += ev_index.eq(self.ev_rdata)
-        index = Mux(s1, ev_index, enc_index)
+        if fast:
+            m.d.sync += ev_index.eq(self.ev_rdata)
+        index = Mux(s1, ev_index if fast else self.ev_rdata, enc_index)
         m.d.sync += [w_raddr.eq(wbase + index), s1b.eq(s1 | enc_valid)]
         # group 0's membrane / bias read and accumulator load, in ENCODE's first and second cycles
         g0_read, g0_load = Signal(), Signal()
         m.d.sync += [g0_read.eq(0), g0_load.eq(g0_read), self.enc_start.eq(0)]
-        m.d.sync += [s2.eq(s1b), s1.eq(s0), s0.eq(0)]
+        m.d.sync += [s2.eq(s1b), s1.eq(0)]
+        if fast:
+            m.d.sync += [s1.eq(s0), s0.eq(0)]
 
         # the write-back side of the threshold pipeline: what FIRE saw, LATENCY cycles later
         conv = bool(cfg.max_map_words)
@@ -178,9 +185,10 @@ class Controller(wiring.Component):
 
         # `fire` (high exactly in FIRE) is a register set on the way in, not a decode of the FSM state: it
         # selects the threshold units' inputs, a wide fanout in front of their first adder
-        fire_state = Signal()
-        m.d.sync += fire_state.eq(0)
-        m.d.comb += self.fire.eq(fire_state)
+        if fast:
+            fire_state = Signal()
+            m.d.sync += fire_state.eq(0)
+            m.d.comb += self.fire.eq(fire_state)
         more = Signal()  # an event read is left to issue: a register, so the FSM never waits on a compare
         position, last_position, last_load = Signal(range(cfg.spike_words + 1)), Signal(), Signal()
         units_free = 1
@@ -206,18 +214,22 @@ class Controller(wiring.Component):
         # the event read address is the `issued` register itself: it returns to 0 once a group's reads are
         # done, so the next group's first read (in FIRE) needs no multiplexer; whether there is a first and
         # a second read is registered from the layer's event count (stable from ENCODE's end on)
-        has_events, many_events = Signal(), Signal()
-        m.d.sync += [has_events.eq(self.enc_count != 0), many_events.eq(self.enc_count > 1)]
-        # and the read enable comes from registers too: `more` is high only in START and ACC, and the first
-        # read is FIRE's (a register) when a later group follows
-        m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more | (fire_state & ~last_group & has_events))]
+        if fast:
+            has_events, many_events = Signal(), Signal()
+            m.d.sync += [has_events.eq(self.enc_count != 0), many_events.eq(self.enc_count > 1)]
+            # and the read enable comes from registers too: `more` is high only in START and ACC, and the
+            # first read is FIRE's (a register) when a later group follows
+            m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more | (fire_state & ~last_group & has_events))]
 
         def issue_event():
             """Issue the next event-memory read if any is left; returns whether one was issued."""
+            if not fast:
+                m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more)]
             with m.If(more):
-                m.d.sync += [issued.eq(issued + 1), s0.eq(1), more.eq(issued + 1 < self.enc_count)]
-            with m.Else():
-                m.d.sync += issued.eq(0)
+                m.d.sync += [issued.eq(issued + 1), (s0 if fast else s1).eq(1), more.eq(issued + 1 < self.enc_count)]
+            if fast:
+                with m.Else():
+                    m.d.sync += issued.eq(0)
             return more
 
         with m.FSM():
@@ -267,8 +279,14 @@ class Controller(wiring.Component):
                     m.next = "ACC"
             with m.State("START"):
                 m.d.comb += [self.m_ren.eq(1)]
-                m.d.sync += [first.eq(1), elapsed.eq(1)]
-                issue_event()  # the second event (the first was read in FIRE)
+                if fast:
+                    m.d.sync += [first.eq(1), elapsed.eq(1)]
+                    issue_event()  # the second event (the first was read in FIRE)
+                else:
+                    m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1), more.eq(self.enc_count > 1)]
+                    m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
+                    with m.If(self.enc_count != 0):
+                        m.d.sync += [issued.eq(1), s1.eq(1)]
                 m.next = "ACC"
             with m.State("ACC"):
                 m.d.comb += [self.pe_load.eq(first)]
@@ -278,17 +296,21 @@ class Controller(wiring.Component):
                     m.d.sync += elapsed.eq(elapsed + 1)
                 # FIRE is the group's cycle max(E + 4, P - 1) after START: the last weight is in the
                 # accumulators and the threshold units are free
-                with m.If(~more & ~s0 & ~s1 & ~s1b & ~s2 & may_fire & units_free):
-                    m.d.sync += fire_state.eq(1)
+                reads_done = (~more & ~s0) if fast else ~more
+                with m.If(reads_done & ~s1 & ~s1b & ~s2 & may_fire & units_free):
+                    if fast:
+                        m.d.sync += fire_state.eq(1)
                     m.next = "FIRE"
             with m.State("FIRE"):
+                if not fast:
+                    m.d.comb += self.fire.eq(1)
                 m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
                              wbase.eq(wbase + self.cur.n_in), remaining.eq(remaining - cfg.n_pe)]
                 if conv:
                     m.d.sync += self.b_addr.eq(self.b_addr + 1)
                 with m.If(~last_group):
-                    # the next group's first event read, a cycle ahead of its pipeline (the events stay)
-                    m.d.sync += [issued.eq(has_events), s0.eq(has_events), more.eq(many_events)]
+                    if fast:  # the next group's first event read, a cycle ahead of its pipeline
+                        m.d.sync += [issued.eq(has_events), s0.eq(has_events), more.eq(many_events)]
                     m.next = "START"
                 if conv:  # the next output position: ENCODE again, the weights and the lanes restart
                     with m.Elif(~last_position):

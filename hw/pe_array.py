@@ -15,10 +15,14 @@ from mintaccel.hw.processing_element import ProcessingElement
 
 
 class PEArray(wiring.Component):
-    def __init__(self, n_pe: int, weight_bits: int, acc_bits: int, bias_bits: int = 0):
+    def __init__(self, n_pe: int, weight_bits: int, acc_bits: int, bias_bits: int = 0, reset_less_codes: bool = False):
+        """`reset_less_codes`: the code register without a reset, so that the ECP5 flow can move it into the
+        weight block RAM's output register (flows/bram_outreg.py); `enable` is reset, so a stale code never
+        counts."""
         if n_pe < 1:
             raise ValueError("n_pe must be at least 1")
         self.n_pe, self.weight_bits, self.acc_bits, self.bias_bits = n_pe, weight_bits, acc_bits, bias_bits
+        self.reset_less_codes = reset_less_codes
         super().__init__({
             "codes": In(n_pe * weight_bits),
             "biases": In(max(1, n_pe * bias_bits)),
@@ -33,9 +37,7 @@ class PEArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         wb, bb = self.weight_bits, self.bias_bits
-        # reset_less: a plain register after the memory's read port, which the ECP5 flow moves into the
-        # block RAM's output register (flows/bram_outreg.py); `enable` is reset, so a stale code never counts
-        codes, enable = Signal.like(self.codes, reset_less=True), Signal()
+        codes, enable = Signal.like(self.codes, reset_less=self.reset_less_codes), Signal()
         m.d.sync += [codes.eq(self.codes), enable.eq(self.enable)]
         for i in range(self.n_pe):
             pe = m.submodules[f"pe{i}"] = ProcessingElement(wb, self.acc_bits)

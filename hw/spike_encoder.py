@@ -107,16 +107,13 @@ class SpikeEncoder(wiring.Component):
                      self.event_index.eq(Cat(lsb, found_base[shift:]) if concat else found_base + lsb)]
         merging = Signal()  # the last word taken is OR-ed with the next (a max pool's window)
 
-        def word(rem, is_last):
-            """The next word's `remaining`, and whether it is the last: then its mask from the low bits of
-            `rem` alone (rem <= n there), so no compare spans the whole count."""
-            m.d.sync += [remaining.eq(rem), last.eq(is_last),
-                         mask.eq(Mux(is_last, _low_mask(rem[:n.bit_length()], n), ones))]
+        def word(rem):
+            m.d.sync += [remaining.eq(rem), last.eq(rem <= n), mask.eq(Mux(rem <= n, _low_mask(rem, n), ones))]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    word(self.n_in, self.n_in <= n)
+                    word(self.n_in)
                     m.d.sync += [next_base.eq(0), self.word_index.eq(0), self.event_count.eq(0), pending.eq(0),
                                  nz.eq(0), multi.eq(0), empty.eq(1), more.eq(1)]
                     if self.maps:
@@ -139,7 +136,7 @@ class SpikeEncoder(wiring.Component):
                                          empty.eq((empty | ~merging) & ~self.nonzero), more.eq(~self.word_last),
                                          base.eq(self.word_base), merging.eq(self.word_merge)]
                     with (m.Elif if self.maps else m.If)(self.words.valid):
-                        word(remaining - n, remaining <= 2 * n)  # (remaining - n <= n, without the subtraction)
+                        word(remaining - n)
                         host_empty = (self.host_word & mask) == 0
                         word_in = self.words.payload & mask
                         m.d.sync += [pending.eq(word_in),

@@ -32,17 +32,19 @@ def probe_layout(cfg: HwConfig) -> data.StructLayout:
 
 class Accelerator(wiring.Component):
     def __init__(self, cfg: HwConfig, model: IntModel | None = None, assertions: bool = True,
-                 weight_slice_bits: int = 0, one_port_events: bool = False):
+                 weight_slice_bits: int = 0, bram_output_registers: bool = False):
         """With `model`, registers and memories start with the model loaded (see hw.registers).
         `assertions`: keep the RTL's `Assert`s (simulation and formal); False gives plain Verilog.
         `weight_slice_bits`: the weight memory in slices of that many bits (0: one memory; the FPGA
-        flow's choice per target, flows/fit.py's weight_slice_bits). `one_port_events`: the event memory's
-        write and read share one address (the flow's choice per target, `Target.one_port_events`); the
-        same cycles either way."""
+        flow's choice per target, flows/fit.py's weight_slice_bits). `bram_output_registers`: block-RAM reads end in
+        plain registers that synthesis can move into the block RAMs' output registers (the ECP5 flow's
+        choice, `Target.bram_output_registers`, flows/bram_outreg.py): the event memory has one address for
+        writes and reads and the controller reads it a cycle ahead into a register (`fast_event_reads`),
+        the PE array's weight codes have no reset; the same cycles either way."""
         if model is not None:
             check_fits(model, cfg)
         self.cfg, self.model, self.assertions = cfg, model, assertions
-        self.weight_slice_bits, self.one_port_events = weight_slice_bits, one_port_events
+        self.weight_slice_bits, self.bram_output_registers = weight_slice_bits, bram_output_registers
         super().__init__({
             "load": In(stream.Signature(load_layout(cfg))),
             "start": In(1),
@@ -65,9 +67,10 @@ class Accelerator(wiring.Component):
         m.submodules.host = host = HostInterface(
             cfg, values, len(values) if model else 0, model.timesteps if model else 0,
             layout(model, n).load_words if model and conv else 0)
-        m.submodules.controller = ctrl = Controller(cfg)
+        m.submodules.controller = ctrl = Controller(cfg, fast_event_reads=self.bram_output_registers)
         m.submodules.encoder = enc = SpikeEncoder(n, cfg.max_inputs, maps=conv)
-        m.submodules.pe_array = pes = PEArray(n, cfg.weight_bits, cfg.accumulator_bits, cfg.bias_bits)
+        m.submodules.pe_array = pes = PEArray(n, cfg.weight_bits, cfg.accumulator_bits, cfg.bias_bits,
+                                                  reset_less_codes=self.bram_output_registers)
         preload = model is not None and not cfg.weight_spram  # SPRAM has no initial contents
         m.submodules.weights = wmem = WeightMemory(
             n, cfg.weight_bits, cfg.weight_depth, weight_banks(model, cfg).tolist() if preload else None,
@@ -98,7 +101,7 @@ class Accelerator(wiring.Component):
             ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
             ctrl.enc_event_valid.eq(enc.event_valid), ctrl.enc_event_index.eq(enc.event_index),
             enc.trusted.eq(~ctrl.from_host), enc.host_word.eq(self.spikes_in.payload),
-            ctrl.ev_rdata.eq(ev_rd.data),
+            ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
         ]
         def parity(layer):  # layer l reads map buffer l % 2 and writes the other (one layer: index 0)
             return layer[0] if len(layer) else Const(0, 1)
@@ -128,9 +131,8 @@ class Accelerator(wiring.Component):
 
         # events reach the event memory the cycle after the encoder finds them; the first read of them
         # comes two cycles after the last one is found
-        m.d.comb += [ev_wr.addr.eq(enc.event_addr), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid),
-                     ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren)]
-        if self.one_port_events:
+        m.d.comb += [ev_wr.addr.eq(enc.event_addr), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid)]
+        if self.bram_output_registers:
             # ENCODE writes the events and the later groups read them, never in one cycle: through one
             # address, synthesis maps one block RAM port and adds no read/write collision logic (on the
             # ECP5 32 flip-flops and a multiplexer on the read data, the critical path of MNIST builds)

@@ -28,18 +28,20 @@ class RunResult:
 
 def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload: bool = True,
                     input_gaps=None, output_stalls=None, vcd: str | None = None,
-                    max_cycles: int = 200_000, one_port_events: bool = False) -> list[RunResult]:
+                    max_cycles: int = 200_000, bram_output_registers: bool = False,
+                    order=None) -> list[RunResult]:
     """Run each sample [T, inputs]; `preload` builds the memories initialised from the model,
     otherwise the model is loaded through the `load` stream first. `input_gaps(cycle)` /
-    `output_stalls(cycle)` return True to hold valid / ready low in that cycle. `one_port_events`: the
-    ECP5 build's event memory (one address for writes and reads)."""
-    dut = Accelerator(cfg, model if preload else None, one_port_events=one_port_events)
+    `output_stalls(cycle)` return True to hold valid / ready low in that cycle. `bram_output_registers`: the
+    ECP5 build's event memory (one address, read a cycle ahead into a register). `order(sequence)`: the load beats
+    in another order (the first `start` still follows the last beat at once)."""
+    dut = Accelerator(cfg, model if preload else None, bram_output_registers=bram_output_registers)
     views = [p.view for p in layout(model, cfg.n_pe).layers]
     results = []
 
     async def testbench(ctx):
         if not preload:
-            for space, addr, value in load_sequence(model, cfg):
+            for space, addr, value in (order or list)(load_sequence(model, cfg)):
                 ctx.set(dut.load.valid, 1)
                 ctx.set(dut.load.payload, {"space": space, "addr": addr, "data": value})
                 await ctx.tick()

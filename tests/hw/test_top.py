@@ -40,12 +40,12 @@ def test_shipped_model_on_digits(shipped_model):
 @pytest.mark.parametrize("seed", range(6))
 def test_random_networks_loaded_at_run_time(seed):
     """Every weight and membrane format, both resets, both leaks, biases; odd n_pe and padding; odd seeds
-    with the ECP5 build's one-port event memory."""
+    with the ECP5 build's event reads (bram_output_registers)."""
     model = random_model(seed, sizes=(11, 7, 5), timesteps=4)
     n_pe = [3, 4, 8][seed % 3]
     cfg = HwConfig.for_model(model, n_pe, bias_bits=8, weight_bits=8, membrane_bits=8)
     x = np.concatenate([random_spikes(seed, 2, 4, 11), np.zeros((1, 4, 11), np.uint8), np.ones((1, 4, 11), np.uint8)])
-    check(model, cfg, x, run_accelerator(model, cfg, x, preload=False, one_port_events=seed % 2 == 1))
+    check(model, cfg, x, run_accelerator(model, cfg, x, preload=False, bram_output_registers=seed % 2 == 1))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -119,14 +119,34 @@ def check_conv(model, cfg, x, results):
 def test_random_conv_networks(seed):
     """Random conv networks (pool first, conv last, strides, padding, both pools, overlapping pool windows,
     channels past n_pe, biases, every format), preloaded or loaded at run time, shared threshold units;
-    seeds 4 .. 7 with the ECP5 build's one-port event memory."""
+    seeds 4 .. 7 with the ECP5 build's event reads (bram_output_registers)."""
     from tests.sim.cycle.test_controller import random_conv_net
     n_pe, units = [(2, 0), (4, 1), (8, 2), (3, 0)][seed % 4]
     net = next(k for k in range(seed, seed + 1000, 50) if not random_conv_net(k).layers[0].kind == "flatten")
     model = random_conv_net(net)
     cfg = HwConfig.for_model(model, n_pe, threshold_units=units, bias_bits=8, weight_bits=8, membrane_bits=8)
     x = random_spikes(seed, 2, model.timesteps, model.n_inputs, density=[0.2, 0.5][seed % 2])
-    check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=seed % 2 == 0, one_port_events=seed >= 4))
+    check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=seed % 2 == 0, bram_output_registers=seed >= 4))
+
+
+def test_register_writes_land_before_a_start_that_follows_at_once():
+    """`start` right after the last load beat sees every register: here the last beats are the registers,
+    `load_words` the very last (the controller reads it in the `start` cycle itself), on a conv network
+    whose layer 0 LOADs its map."""
+    from mintaccel.core.encodings import LoadSpace
+    from mintaccel.hw.registers import GLOBAL_LOAD_WORDS
+    from tests.sim.cycle.test_controller import random_conv_net
+    model = random_conv_net(next(k for k in range(1000) if random_conv_net(k).layers[0].kind == "conv2d"))
+    cfg = HwConfig.for_model(model, 4, bias_bits=8, weight_bits=8, membrane_bits=8)
+
+    def registers_last(seq):
+        regs = [b for b in seq if b[0] == LoadSpace.registers.value]
+        key = [b for b in regs if b[1] == GLOBAL_LOAD_WORDS]
+        assert len(key) == 1 and key[0][2] > 0
+        return [b for b in seq if b[0] != LoadSpace.registers.value] + [b for b in regs if b[1] != GLOBAL_LOAD_WORDS] + key
+
+    x = random_spikes(5, 2, model.timesteps, model.n_inputs, density=0.4)
+    check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=False, order=registers_last))
 
 
 @pytest.mark.parametrize("seed", range(8, 12))
