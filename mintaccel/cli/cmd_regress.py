@@ -35,7 +35,8 @@ def _check_usage(args) -> None:
     if args.model is not None:
         if args.input is None:
             raise UserError("regress --model needs --input X.npy (input spikes [batch, T, inputs])")
-        given = [o for o, v in (("--networks", args.networks), ("--seed", args.seed), ("--conv", args.conv or None))
+        given = [o for o, v in (("--networks", args.networks), ("--seed", args.seed), ("--conv", args.conv or None),
+                                                ("--ecp5-rtl", args.ecp5_rtl or None))
                  if v is not None]
         if given:
             raise UserError(f"{' and '.join(given)} {'choose' if len(given) > 1 else 'chooses'} random "
@@ -80,8 +81,10 @@ def cmd_regress(args) -> int:
         for sim in sims:
             with report.progress(f"{sim}: networks", networks) as advance:
                 results[sim] = regress.regress(sim, networks, seed, chunk=args.chunk,
-                                               run_name=f"regress-{'conv-' if args.conv else ''}{seed}",
-                                               progress=_counter(advance), conv=args.conv, **jobs_kw)
+                                               run_name=f"regress-{'conv-' if args.conv else ''}"
+                                                        f"{'ecp5-' if args.ecp5_rtl else ''}{seed}",
+                                               progress=_counter(advance), conv=args.conv, ecp5=args.ecp5_rtl,
+                                               **jobs_kw)
             results[sim]["jobs"]["startup_seconds"] = round(jobs_kw["session"].startup_seconds, 2)  # the session's
             report.err_console.print(report.jobs_line(results[sim]["jobs"], "chunks"))
     _print(results, "mintaccel regress: generated Verilog vs reference model and cycle simulator")
@@ -208,6 +211,9 @@ def register(sub) -> None:
     p.add_argument("--conv", action="store_true",
                    help="random conv networks (conv2d, max and sum pools, flatten, dense heads) on the generic "
                         "conv build instead of dense ones")
+    p.add_argument("--ecp5-rtl", action="store_true",
+                   help="the generic build with the ECP5 build's RTL (one-port event memory read a cycle "
+                        "ahead, registered fire, reset-less weight codes: Accelerator(bram_output_registers=True))")
     p.add_argument("--seed", type=int, help="first network's seed, 0..2^32-1 (default: a fresh one, printed)")
     job_options(p, "simulations (chunks)")
     p.add_argument("--chunk", type=int, default=50,

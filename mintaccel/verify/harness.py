@@ -427,13 +427,15 @@ def generic_conv_config():
                     threshold_units=1, max_map_words=128)
 
 
-def accelerator_verilog(cfg, model=None) -> str:
+def accelerator_verilog(cfg, model=None, bram_output_registers: bool = False) -> str:
     """The accelerator's Verilog as `mintaccel generate` writes it (top module `mintaccel_top`), with the
-    RTL's assertions kept (generate leaves them out): the simulators check them (--assert)."""
+    RTL's assertions kept (generate leaves them out): the simulators check them (--assert).
+    `bram_output_registers`: the ECP5 build's RTL (hw/top.py), the same cycles."""
     from amaranth.back import verilog
     from mintaccel.hw.generate import TOP_NAME
     from mintaccel.hw.top import Accelerator
-    return verilog.convert(Accelerator(cfg, model, assertions=True), name=TOP_NAME)
+    return verilog.convert(Accelerator(cfg, model, assertions=True, bram_output_registers=bram_output_registers),
+                           name=TOP_NAME)
 
 
 def top_name() -> str:
@@ -456,11 +458,12 @@ def broken_threshold(verilog: str) -> str:
     return patched
 
 
-def accelerator_build(sim: str, waves: bool | None = None, conv: bool = False) -> Build:
-    """The generic build of the random regression (`conv`: the conv build)."""
-    if conv:
-        return build(sim, "accelerator-generic-conv", accelerator_verilog(generic_conv_config()), top_name(), waves)
-    return build(sim, "accelerator-generic", accelerator_verilog(generic_config()), top_name(), waves)
+def accelerator_build(sim: str, waves: bool | None = None, conv: bool = False, ecp5: bool = False) -> Build:
+    """The generic build of the random regression (`conv`: the conv build; `ecp5`: with the ECP5 build's
+    RTL, `Accelerator(bram_output_registers=True)`, in a folder of its own)."""
+    cfg = generic_conv_config() if conv else generic_config()
+    name = "accelerator-generic" + ("-conv" if conv else "") + ("-ecp5" if ecp5 else "")
+    return build(sim, name, accelerator_verilog(cfg, bram_output_registers=ecp5), top_name(), waves)
 
 
 def model_config(model):

@@ -39,7 +39,7 @@ def chunk_job(inputs: dict, folder: Path) -> dict:
     worker builds if its machine has no copy yet (a locked, cached build: harness.build)."""
     first, count, sim, conv = inputs["first"], inputs["count"], inputs["sim"], inputs["conv"]
     cfg = harness.generic_conv_config() if conv else harness.generic_config()
-    b = harness.accelerator_build(sim, conv=conv)
+    b = harness.accelerator_build(sim, conv=conv, ecp5=inputs.get("ecp5", False))
     job = harness.random_job(cfg, first, count, samples=inputs["samples"])
     return _bench(harness.run(b, "acc_bench", job, inputs["run"],
                               testcase="random_conv_networks" if conv else "random_networks"))
@@ -88,9 +88,10 @@ def _chunk(o) -> dict:
 
 
 def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, chunk: int = 50,
-            run_name: str = "regress", progress=None, samples: int = 3, conv: bool = False, **jobs_kw) -> dict:
+            run_name: str = "regress", progress=None, samples: int = 3, conv: bool = False, ecp5: bool = False,
+            **jobs_kw) -> dict:
     """Run `networks` random networks from `seed` on `sim` (`conv`: random conv networks on the conv
-    build) in chunks, each a job (mintaccel.core.jobs.run_jobs with `jobs_kw`: workers, address, fresh,
+    build; `ecp5`: the generic build with the ECP5 build's RTL) in chunks, each a job (mintaccel.core.jobs.run_jobs with `jobs_kw`: workers, address, fresh,
     engine, say); returns the merged summary (see SUMS, plus mismatch_details, failed_seeds, coverage,
     wall_seconds, cycles_per_second, build_seconds, jobs). `progress(count, chunk_result)` per chunk."""
     from mintaccel.core.jobs import Job
@@ -98,10 +99,10 @@ def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, chu
     if reason:
         raise RuntimeError(f"{sim}: {reason}")
     t0 = time.perf_counter()
-    b = harness.accelerator_build(sim, conv=conv)  # once here, so that the workers find it built
+    b = harness.accelerator_build(sim, conv=conv, ecp5=ecp5)  # once here, so that the workers find it built
     build_seconds = time.perf_counter() - t0
     jobs = [Job("regress", f"{sim} networks {seed + i}..{seed + i + min(chunk, networks - i) - 1}", chunk_job,
-                {"sim": sim, "conv": conv, "first": seed + i, "count": min(chunk, networks - i), "samples": samples,
+                {"sim": sim, "conv": conv, **({"ecp5": True} if ecp5 else {}), "first": seed + i, "count": min(chunk, networks - i), "samples": samples,
                  "run": f"{run_name}-{k:03d}", "waves": harness.waves_requested()})
             for k, i in enumerate(range(0, networks, chunk))]
     t1 = time.perf_counter()
@@ -110,7 +111,7 @@ def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, chu
     merged.update({
         "sim": sim, "seed": seed, "networks_requested": networks, "build_seconds": round(build_seconds, 2),
         "wall_seconds": round(time.perf_counter() - t1, 2), "jobs": report.summary(),
-        "build": str(b.folder), "conv": conv,
+        "build": str(b.folder), "conv": conv, "ecp5_rtl": ecp5,
     })
     merged["cycles_per_second"] = round(merged["clock_cycles"] / max(merged["wall_seconds"], 1e-9))
     return merged

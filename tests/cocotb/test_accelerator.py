@@ -66,6 +66,25 @@ def test_random_networks(sim, seed, run_name):
         assert not missing, f"the fast subset's default seed no longer covers {missing}"
 
 
+#: Networks of the ECP5 RTL's fast subset (dense, conv) per simulator.
+FAST_ECP5_NETWORKS = {"verilator": (10, 6), "icarus": (3, 2)}
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_ecp5_rtl_random_networks(sim, seed, run_name):
+    """The generic builds with the ECP5 build's RTL (Accelerator(bram_output_registers=True): one-port
+    event memory read a cycle ahead, registered fire, reset-less weight codes): the same bench, so the
+    same spikes, membranes and cycles of every write-back as the plain RTL. The long run: `mintaccel
+    regress --ecp5-rtl [--conv]`."""
+    dense, conv = FAST_ECP5_NETWORKS[sim]
+    for is_conv, n in ((False, dense), (True, conv)):
+        cfg = harness.generic_conv_config() if is_conv else harness.generic_config()
+        b = harness.accelerator_build(sim, conv=is_conv, ecp5=True)
+        s = check(harness.run(b, MODULE, harness.random_job(cfg, seed, n, samples=2), f"{run_name}-{int(is_conv)}",
+                              testcase="random_conv_networks" if is_conv else "random_networks"))
+        assert s["networks"] == n
+
+
 @pytest.mark.parametrize("sim", SIMS)
 def test_controller_corners(sim, seed, run_name):
     """Controller sequencing corners: smallest network, no events at all, every input and neuron active,

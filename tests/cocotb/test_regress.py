@@ -137,6 +137,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, list[str]]:
         "model without input": ["--model", model],
         "networks with model": ["--model", model, "--input", xs, "--networks", "5"],
         "seed with model": ["--model", model, "--input", xs, "--seed", "5"],
+        "ecp5 rtl with model": ["--model", model, "--input", xs, "--ecp5-rtl"],
         "input without model": ["--input", xs],
         "labels without model": ["--labels", xs],
         "no such model": ["--model", str(tmp_path / "none.npz"), "--input", xs],
