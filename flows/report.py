@@ -111,8 +111,9 @@ def summary_rows(report: dict, target) -> list[tuple[str, str]]:
         rows.append(("P&R design", p["design"] + (f" ({hc['luts']:,} LUTs, {hc['ffs']:,} FFs)" if hc else "")))
         if p.get("bram_output_registers", {}).get("rams"):
             b = p["bram_output_registers"]
-            rows.append(("block RAM output registers", f"{b['flip_flops']:,} flip-flops moved into the output registers "
-                                                       f"of {b['rams']} block RAMs before P&R (flows/bram_outreg.py)"))
+            rows.append(("block RAM output registers", f"{b['flip_flops']:,} flip-flops moved into the output "
+                                                       f"registers of {b['rams']} block RAMs before P&R "
+                                                       "(flows/bram_outreg.py)"))
     perf = report.get("performance")
     if perf:
         lat = f", {perf['latency_us']:.1f} us at Fmax" if perf.get("latency_us") else ""

@@ -9,8 +9,8 @@ four-stage pipeline), FIRE (the threshold units take the group: P = lanes per un
 the FIRE cycle). With `fast_event_reads` (the ECP5 build's choice, same cycles) the event reads run one
 cycle ahead, the first in the previous group's FIRE, and the event memory's data is registered before
 the address adder (in the block RAM's output register: flows/bram_outreg.py), so the block RAM's
-clock-to-output and the adder are not one path; `fire` is then a register too. A group lasts at least 5 cycles, and its FIRE comes at least P cycles after the
-previous one's, so the shared units are free again (ACC waits when a group has fewer than P - 5
+clock-to-output and the adder are not one path; `fire` is then a register too. A group lasts at least
+5 cycles, and its FIRE comes at least P cycles after the previous one's, so the shared units are free again (ACC waits when a group has fewer than P - 5
 events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after its FIRE,
 overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
 cycle count is the one the doc states; `cycles` and `stall_cycles` count them.

@@ -135,7 +135,9 @@ class Accelerator(wiring.Component):
         if self.bram_output_registers:
             # ENCODE writes the events and the later groups read them, never in one cycle: through one
             # address, synthesis maps one block RAM port and adds no read/write collision logic (on the
-            # ECP5 32 flip-flops and a multiplexer on the read data, the critical path of MNIST builds)
+            # ECP5 32 flip-flops and a multiplexer on the read data, the critical path of MNIST builds).
+            # These override the two-port connections above, which stay first so that the plain build's
+            # RTLIL is the one it always was (its placement is that sensitive: docs/flows.md)
             ev_addr = Signal.like(enc.event_addr)
             m.d.comb += [ev_addr.eq(Mux(enc.event_valid, enc.event_addr, ctrl.ev_raddr)),
                          ev_wr.addr.eq(ev_addr), ev_rd.addr.eq(ev_addr), ev_rd.en.eq(ctrl.ev_ren & ~enc.event_valid)]

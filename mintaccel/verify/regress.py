@@ -91,9 +91,10 @@ def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, chu
             run_name: str = "regress", progress=None, samples: int = 3, conv: bool = False, ecp5: bool = False,
             **jobs_kw) -> dict:
     """Run `networks` random networks from `seed` on `sim` (`conv`: random conv networks on the conv
-    build; `ecp5`: the generic build with the ECP5 build's RTL) in chunks, each a job (mintaccel.core.jobs.run_jobs with `jobs_kw`: workers, address, fresh,
-    engine, say); returns the merged summary (see SUMS, plus mismatch_details, failed_seeds, coverage,
-    wall_seconds, cycles_per_second, build_seconds, jobs). `progress(count, chunk_result)` per chunk."""
+    build; `ecp5`: the generic build with the ECP5 build's RTL) in chunks, each a job
+    (mintaccel.core.jobs.run_jobs with `jobs_kw`: workers, address, fresh, engine, say); returns the merged
+    summary (see SUMS, plus mismatch_details, failed_seeds, coverage, wall_seconds, cycles_per_second,
+    build_seconds, jobs). `progress(count, chunk_result)` per chunk."""
     from mintaccel.core.jobs import Job
     reason = harness.unavailable(sim)
     if reason:
@@ -102,6 +103,7 @@ def regress(sim: str, networks: int = 200, seed: int = harness.DEFAULT_SEED, chu
     b = harness.accelerator_build(sim, conv=conv, ecp5=ecp5)  # once here, so that the workers find it built
     build_seconds = time.perf_counter() - t0
     jobs = [Job("regress", f"{sim} networks {seed + i}..{seed + i + min(chunk, networks - i) - 1}", chunk_job,
+                # `ecp5` only when set: the job keys (and so the kept results) of the plain regressions stay
                 {"sim": sim, "conv": conv, **({"ecp5": True} if ecp5 else {}), "first": seed + i, "count": min(chunk, networks - i), "samples": samples,
                  "run": f"{run_name}-{k:03d}", "waves": harness.waves_requested()})
             for k, i in enumerate(range(0, networks, chunk))]

@@ -143,7 +143,8 @@ def test_register_writes_land_before_a_start_that_follows_at_once():
         regs = [b for b in seq if b[0] == LoadSpace.registers.value]
         key = [b for b in regs if b[1] == GLOBAL_LOAD_WORDS]
         assert len(key) == 1 and key[0][2] > 0
-        return [b for b in seq if b[0] != LoadSpace.registers.value] + [b for b in regs if b[1] != GLOBAL_LOAD_WORDS] + key
+        others = [b for b in regs if b[1] != GLOBAL_LOAD_WORDS]
+        return [b for b in seq if b[0] != LoadSpace.registers.value] + others + key
 
     x = random_spikes(5, 2, model.timesteps, model.n_inputs, density=0.4)
     check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=False, order=registers_last))
