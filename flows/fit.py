@@ -60,6 +60,9 @@ class MemoryShape:
     """Combinational read ports."""
     huge: bool = False
     """Marked `ram_style = "huge"` (the SPRAM weight memory): only the target's huge RAM takes it."""
+    no_rw_check: bool = False
+    """Marked `no_rw_check` (hw/sram.py: a read never meets a write of its word): libmap emulates no
+    read-during-write behaviour around a block RAM."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def memory_shapes(cfg: HwConfig, target: Target | None = None) -> tuple[MemorySh
     memory in the slices `weight_slice_bits` chooses).
 
     Port structure (hw/): the weight, membrane, bias and event memories have one write port and
-    one registered read port with an enable; the spike buffer (hw/spike_buffer.py) has two reads that
+    one registered read port with an enable, and `no_rw_check` (hw/sram.py); the spike buffer (hw/spike_buffer.py) has two reads that
     Yosys merges with their output registers and one combinational read (the OUTPUT stream).
     """
     from mintaccel.hw.generate import memory_map
@@ -172,14 +175,16 @@ def memory_shapes(cfg: HwConfig, target: Target | None = None) -> tuple[MemorySh
         width = out[0].width
         out = [dataclasses.replace(out[0], name=f"weights.{SLICE_NAME}{i}", width=min(cut, width - lo))
                for i, lo in enumerate(range(0, width, cut))]
-    out.append(MemoryShape("membranes.mem", "membranes", mems["membranes"]["depth"], mems["membranes"]["width"], 1, 0))
+    out.append(MemoryShape("membranes.mem", "membranes", mems["membranes"]["depth"], mems["membranes"]["width"], 1, 0,
+                           no_rw_check=True))
     if mems["biases"]:
-        out.append(MemoryShape("biases.mem", "biases", mems["biases"]["depth"], mems["biases"]["width"], 1, 0))
+        out.append(MemoryShape("biases.mem", "biases", mems["biases"]["depth"], mems["biases"]["width"], 1, 0,
+                               no_rw_check=True))
     # an event index only addresses the weight memory (hw/controller.py): with 1 word nothing reads
     # the event memory and Yosys removes it
     ev = mems["events"]
     if w["depth"] > 1:
-        out.append(MemoryShape("events", "events", ev["depth"], ev["width"], 1, 0))
+        out.append(MemoryShape("events.mem", "events", ev["depth"], ev["width"], 1, 0, no_rw_check=True))
     if cfg.max_map_words:  # two map buffers, one transparent registered read each (hw/map_buffers.py)
         mb = mems["map_buffers"]
         out += [MemoryShape(f"map_buffers.buffer{k}", "map buffers", mb["depth"], mb["width"], 1, 0) for k in range(2)]
@@ -196,7 +201,7 @@ def _weight_memory(cfg: HwConfig) -> MemoryShape:
 
     w = memory_map(cfg)["memories"]["weight_banks"]
     return MemoryShape(f"weights.{SPRAM_NAME if cfg.weight_spram else BRAM_NAME}", "weights", w["depth"],
-                       w["banks"] * w["width"], 1, 0, huge=bool(cfg.weight_spram))
+                       w["banks"] * w["width"], 1, 0, huge=bool(cfg.weight_spram), no_rw_check=True)
 
 
 def weight_slice_bits(cfg: HwConfig, target: Target) -> int:
@@ -230,13 +235,16 @@ def _emulation(ram: RamType, mem: MemoryShape) -> tuple[int, int] | None:
     read-first behaviour (3 points per write port) and transparency (3 per read port), plus 1 per read
     port not shared with the write port. Distributed RAM reads asynchronously: a registered read gets
     a soft output register (no points), 1 point per read port. One read port per primitive: more
-    read ports replicate the memory.
+    read ports replicate the memory. A `no_rw_check` memory (one registered read) scores 3: Yosys 0.70's
+    log, "emulation score: 3" where the same memory without it scores 7.
     """
     reads = mem.sync_reads + mem.async_reads
     if ram.async_read:
         return reads, reads
     if mem.async_reads:
         return None
+    if mem.no_rw_check:
+        return 3 * mem.sync_reads, mem.sync_reads
     return 3 + 4 * mem.sync_reads, mem.sync_reads
 
 

@@ -3,17 +3,18 @@
 Group 0 of a layer accumulates during ENCODE, from the events as the encoder finds them (its membrane
 and bias words are read in ENCODE's first cycle), and fires 5 cycles after ENCODE's DONE cycle; the
 other groups read the events back from the event memory.
-Per later group: START (read membrane and bias words, issue the first event read), ACC (event index
--> weight address (registered) -> N_PE weight codes (registered in the PE array) -> accumulate, a
-four-stage pipeline), FIRE (the threshold units take the group: P = lanes per unit beats, the first in
-the FIRE cycle). With `fast_event_reads` (the ECP5 build's choice, same cycles) the event reads run one
-cycle ahead, the first in the previous group's FIRE, and the event memory's data is registered before
-the address adder (in the block RAM's output register: flows/bram_outreg.py), so the block RAM's
-clock-to-output and the adder are not one path; `fire` is then a register too. A group lasts at least
-5 cycles, and its FIRE comes at least P cycles after the previous one's, so the shared units are free again (ACC waits when a group has fewer than P - 5
-events). The threshold pipeline writes a group back P - 1 + THRESHOLD_LATENCY cycles after its FIRE,
-overlapping the next group; after a layer's last group DRAIN waits for it. Every phase's
-cycle count is the one the doc states; `cycles` and `stall_cycles` count them.
+Per later group: START (read membrane and bias words, issue the first event read), ACC (event index ->
+weight address (registered) -> N_PE weight codes (registered in the PE array; on the iCE40 their decoded
+weights) -> accumulate, a four-stage pipeline), FIRE (the threshold units take the group: P = lanes per
+unit beats, the first in the FIRE cycle). With `fast_event_reads` (the ECP5 build's choice, same cycles)
+the event reads run one cycle ahead, the first in the previous group's FIRE, and the event memory's data
+is registered before the address adder (in the block RAM's output register: flows/bram_outreg.py), so
+the block RAM's clock-to-output and the adder are not one path; `fire` is then a register too. A group
+lasts at least 5 cycles, and its FIRE comes at least P cycles after the previous one's, so the shared
+units are free again (ACC waits when a group has fewer than P - 5 events). The threshold pipeline writes
+a group back P - 1 + THRESHOLD_LATENCY cycles after its FIRE, overlapping the next group; after a
+layer's last group DRAIN waits for it. Every phase's cycle count is the one the doc states; `cycles` and
+`stall_cycles` count them.
 
 A conv build (`max_map_words > 0`, docs/microarchitecture.md "Conv networks") runs a layer's ENCODE,
 group 0 and later groups once per output position, with the weight base and the lanes restarting and
@@ -30,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from mintaccel.core.encodings import address_bits
 from mintaccel.core.hwconfig import MAP_SETUP, THRESHOLD_LATENCY, HwConfig
+from mintaccel.hw.gates import thermometer
 from mintaccel.hw.registers import layer_layout
 
 
@@ -130,8 +132,7 @@ class Controller(wiring.Component):
         ]
         # registered from `remaining` every cycle: it changes at SETUP and FIRE, and is next needed at a
         # FIRE at least three cycles later
-        for i in range(cfg.n_pe):
-            m.d.sync += self.lanes[i].eq(remaining > i)
+        m.d.sync += self.lanes.eq(thermometer(remaining, cfg.n_pe))
         m.d.sync += last_group.eq(remaining <= cfg.n_pe)
         # the weight address (base + event index) is registered before it reaches the weight memory. The
         # index is the event memory's (groups 1 ..) or, during ENCODE, the encoder's own (group 0)
@@ -190,6 +191,10 @@ class Controller(wiring.Component):
             m.d.sync += fire_state.eq(0)
             m.d.comb += self.fire.eq(fire_state)
         more = Signal()  # an event read is left to issue: a register, so the FSM never waits on a compare
+        # high exactly in OUTPUT, a register: `spikes_out.valid` leaves the chip and comes back as `ready`,
+        # so a decode of the FSM state there put the host's handshake between two FSM decodes
+        outputting = Signal()
+        m.d.comb += self.spikes_out.valid.eq(outputting)
         position, last_position, last_load = Signal(range(cfg.spike_words + 1)), Signal(), Signal()
         units_free = 1
         if conv and p > 8:  # group 0 of a later position fires at least P cycles after the last FIRE
@@ -329,15 +334,15 @@ class Controller(wiring.Component):
                         m.d.sync += self.layer.eq(self.layer + 1)
                         m.next = "SETUP"
                     with m.Else():
-                        m.d.sync += [self.out_addr.eq(0), last_word.eq(self.group == 1)]
+                        m.d.sync += [self.out_addr.eq(0), last_word.eq(self.group == 1), outputting.eq(1)]
                         m.next = "OUTPUT"
             with m.State("OUTPUT"):
-                m.d.comb += [self.spikes_out.valid.eq(1)]
                 if conv:  # the map buffer is read a cycle ahead: the next word's address when this one goes
                     m.d.comb += self.out_raddr.eq(Mux(self.spikes_out.ready, self.out_addr + 1, self.out_addr))
                 with m.If(self.spikes_out.ready):
                     m.d.sync += [self.out_addr.eq(self.out_addr + 1), last_word.eq(self.out_addr + 2 == self.group)]
                     with m.If(last_word):
+                        m.d.sync += outputting.eq(0)
                         with m.If(last_step):
                             m.next = "DONE"
                         with m.Else():

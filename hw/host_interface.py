@@ -6,7 +6,7 @@ initialised memories runs on `start` without any load.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,6 +14,7 @@ from mintaccel.core.encodings import LoadSpace, address_bits
 from mintaccel.core.hwconfig import HwConfig
 from mintaccel.hw.registers import (CONV_BASE, CONV_STRIDE, FIELDS, GLOBAL_LOAD_WORDS, GLOBAL_N_LAYERS, GLOBAL_TIMESTEPS,
                                     LAYER_BASE, LAYER_STRIDE, conv_fields, layer_layout)
+from mintaccel.hw.spike_encoder import last_word_lanes, last_word_lanes_value
 
 
 def load_layout(cfg: HwConfig) -> data.StructLayout:
@@ -38,6 +39,10 @@ class HostInterface(wiring.Component):
             "timesteps": Out(range(cfg.max_timesteps + 1), init=timesteps),
             # a conv build: input map words LOADed per step (0: layer 0 reads the stream itself)
             "load_words": Out(range(max(1, cfg.max_map_words) + 1), init=load_words),
+            # per layer, the lanes of its last input word (spike_encoder.last_word_lanes of n_in): registers
+            # of registers, so that the encoder's mask is not behind logic of the layer multiplexer
+            "last_lanes": Out(data.ArrayLayout(cfg.n_pe, cfg.max_layers),
+                              init=[last_word_lanes_value(v.get("n_in", 0), cfg.n_pe) for v in init]),
             "w_waddr": Out(address_bits(cfg.weight_depth)),
             "w_wdata": Out(cfg.n_pe * cfg.weight_bits),
             "w_wen": Out(1),
@@ -56,20 +61,30 @@ class HostInterface(wiring.Component):
             self.b_waddr.eq(p.addr), self.b_wdata.eq(p.data),
             self.b_wen.eq(accept & (p.space == LoadSpace.biases) & (self.cfg.bias_bits > 0)),
         ]
-        with m.If(accept & (p.space == LoadSpace.registers)):
-            with m.Switch(p.addr):
-                with m.Case(GLOBAL_N_LAYERS):
-                    m.d.sync += self.n_layers.eq(p.data)
-                with m.Case(GLOBAL_TIMESTEPS):
-                    m.d.sync += self.timesteps.eq(p.data)
-                if self.cfg.max_map_words:
-                    with m.Case(GLOBAL_LOAD_WORDS):
-                        m.d.sync += self.load_words.eq(p.data)
-                for layer in range(self.cfg.max_layers):
-                    for f, name in enumerate(FIELDS):
-                        with m.Case(LAYER_BASE + LAYER_STRIDE * layer + f):
-                            m.d.sync += self.layers[layer][name].eq(p.data)
-                    for f, name in enumerate(conv_fields(self.cfg)):
-                        with m.Case(CONV_BASE + CONV_STRIDE * layer + f):
-                            m.d.sync += self.layers[layer][name].eq(p.data)
+        if self.cfg.n_pe > 1 and self.cfg.n_pe & (self.cfg.n_pe - 1) == 0:  # the encoder masks with these
+            shift = (self.cfg.n_pe - 1).bit_length()
+            for layer in range(self.cfg.max_layers):
+                m.d.sync += self.last_lanes[layer].eq(last_word_lanes(self.layers[layer].n_in[:shift], self.cfg.n_pe))
+        registers = accept & (p.space == LoadSpace.registers)
+        # a register lands a cycle after its beat: the address decode goes into one flip-flop per register
+        # (and the data into a register of its own), not in front of the enables of all of them (on the
+        # UP5K MNIST build of 32 PEs 6 LUT levels and the critical path). The controller reads the layer
+        # registers at SETUP and n_layers / timesteps later still, so a `start` right after the last beat
+        # sees them; `load_words`, which it reads in the `start` cycle itself, lands with its beat.
+        if self.cfg.max_map_words:
+            with m.If(registers & (p.addr == GLOBAL_LOAD_WORDS)):
+                m.d.sync += self.load_words.eq(p.data)
+        targets = [(GLOBAL_N_LAYERS, self.n_layers), (GLOBAL_TIMESTEPS, self.timesteps)]
+        for layer in range(self.cfg.max_layers):
+            for base, names in ((LAYER_BASE + LAYER_STRIDE * layer, FIELDS),
+                                (CONV_BASE + CONV_STRIDE * layer, conv_fields(self.cfg))):
+                targets += [(base + f, self.layers[layer][name]) for f, name in enumerate(names)]
+        data_d = Signal(max(len(Value.cast(t)) for _, t in targets))
+        with m.If(registers):  # (an enable: without it, a P&R harness's input chain absorbs these flip-flops)
+            m.d.sync += data_d.eq(p.data)
+        for addr, target in targets:
+            hit = Signal(name=f"write_{addr}")
+            m.d.sync += hit.eq(registers & (p.addr == addr))
+            with m.If(hit):
+                m.d.sync += target.eq(data_d)
         return m

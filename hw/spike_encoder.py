@@ -8,8 +8,10 @@ extract an event, finish) is made from `empty` (pending == 0, itself a register)
 incoming word. A word taken while `pending` is empty costs its one cycle; a word with e ones then
 spends e cycles in `pending`, one event each, and the next word comes in the cycle after its last
 event: the same cycle count as testing the word on arrival. The mask and `last` of the next word are
-computed from registers, off the word's path, and an event's index is encoded the cycle after it is
-found (it only goes to the event memory). Above 4 lanes, "at most one 1 left" (the next `empty` after
+computed from registers, off the word's path (`n_in` must be valid from the cycle before `start` to
+`finish`, as the host's registers of the current layer are; a power-of-two n_pe masks the last word
+with `last_lanes`, the host interface's register of it), and an event's index is encoded the cycle
+after it is found (it only goes to the event memory). Above 4 lanes, "at most one 1 left" (the next `empty` after
 an event) is decided from two registered flags per 4-bit group of `pending` (any 1, two or more), a
 tree over n / 4 flags instead of n bits: the flags of the group losing its lowest 1 follow from its
 own four bits. Words from the spike buffer come with their `nonzero` flag
@@ -23,17 +25,14 @@ pool: OR the word with the next, and extract the events once the window's last w
 
 from __future__ import annotations
 
-from itertools import combinations
-
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mintaccel.core.encodings import address_bits
+from mintaccel.hw.gates import at_least, at_most_one, flag_groups, group_flags, thermometer
 
 
-#: Lanes per pair of `pending` flags (see the module docstring).
-FLAG_GROUP = 4
 #: Up to this many lanes "at most one 1 left" is a tree over `pending` itself (one LUT level); above
 #: it, over the flags (whose registers synthesis then keeps). Measured on the UP5K at 8 lanes: the
 #: flags gave 49.4 / 50.0 / 50.4 MHz (seeds 1-3) for the shipped model, the 8-bit tree 47.6 / 47.5 / 42.3.
@@ -51,7 +50,9 @@ class SpikeEncoder(wiring.Component):
         super().__init__({
             **mapped,
             "start": In(1),
-            "n_in": In(count_bits),
+            "n_in": In(count_bits),  # valid from the cycle before `start` to `finish`
+            # a power-of-two n_pe: last_word_lanes(n_in's low bits), valid from `start` to `finish`
+            "last_lanes": In(n_pe),
             "words": In(stream.Signature(n_pe)),
             # words from the spike buffer: padding bits are 0 and `nonzero` says whether a word has a one;
             # otherwise the word is `host_word` (the same bits, taken before the source multiplexer so
@@ -59,7 +60,12 @@ class SpikeEncoder(wiring.Component):
             "trusted": In(1),
             "nonzero": In(1),
             "host_word": In(n_pe),
+            # and their group flags (gates.group_flags of the word, as the spike buffer registers them),
+            # so that the flags of a taken word are not computed behind the source multiplexer
+            "word_nz": In(len(flag_groups(n_pe))),
+            "word_multi": In(len(flag_groups(n_pe))),
             "word_index": Out(count_bits),
+            "next_index": Out(count_bits),  # word_index + 1, a register of its own (the spike buffer's read ahead)
             "advance": Out(1),  # word_index moves to the next word at the end of this cycle
             # an event comes out the cycle after it is found (its index is encoded from a registered
             # one-hot word): write event_index at address event_addr when event_valid
@@ -75,8 +81,9 @@ class SpikeEncoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.n_pe
-        ones = (1 << n) - 1
-        remaining = Signal(len(self.n_in) + 1)  # inputs from the next word to take on
+        # inputs after the next word to take (negative past the last word): the next word's `last` and
+        # mask come from this register, not from a subtraction before them
+        after = Signal(signed(len(self.n_in) + 2))
         last = Signal()  # the next word to take is the last one
         more = Signal()  # a word is still to be taken
         mask = Signal(n)  # lanes of the next word that are inputs (padding masked)
@@ -86,11 +93,11 @@ class SpikeEncoder(wiring.Component):
 
         # per 4-bit group of pending: a 1 (`nz`), two or more (`multi`); after an event only the lowest
         # group with a 1 changes: it keeps a 1 if it had two, two if it had three
-        groups = [slice(i, min(i + FLAG_GROUP, n)) for i in range(0, n, FLAG_GROUP)]
+        groups = flag_groups(n)
         nz, multi = Signal(len(groups)), Signal(len(groups))
         lowest = Cat(*(nz[k] & ~nz[:k].any() if k else nz[0] for k in range(len(groups))))
         after_nz = Cat(*(Mux(lowest[k], multi[k], nz[k]) for k in range(len(groups))))
-        after_multi = Cat(*(Mux(lowest[k], _at_least(pending[g], 3), multi[k]) for k, g in enumerate(groups)))
+        after_multi = Cat(*(Mux(lowest[k], at_least(pending[g], 3), multi[k]) for k, g in enumerate(groups)))
 
         # the event found in a cycle: the lowest 1 of pending as a one-hot word (pending - 1 is the carry
         # chain that also clears it), registered with its word's base and number; its index is an OR
@@ -107,15 +114,31 @@ class SpikeEncoder(wiring.Component):
                      self.event_index.eq(Cat(lsb, found_base[shift:]) if concat else found_base + lsb)]
         merging = Signal()  # the last word taken is OR-ed with the next (a max pool's window)
 
-        def word(rem):
-            m.d.sync += [remaining.eq(rem), last.eq(rem <= n), mask.eq(Mux(rem <= n, _low_mask(rem, n), ones))]
+        # `n_in` is valid from the cycle before `start` to `finish`, so what `start` loads comes from
+        # registers of it (the first word's `after`, `last` and mask), not from logic of an input; with a
+        # power-of-two n_pe only the last word is masked, by `last_lanes` (a register per layer in the host
+        # interface), chosen by the compare that sets `last`: no subtraction and no thermometer of `after`
+        # behind the mask (on the UP5K MNIST build of 32 PEs, 7 LUT levels)
+        concat_lanes = n > 1 and n == 1 << shift
+        ones = (1 << n) - 1
+        first_after, first_last, first_mask = Signal.like(after), Signal(), Signal(n)
+        m.d.sync += [first_after.eq(self.n_in - n), first_last.eq(self.n_in <= n)]
+        if concat_lanes:
+            last_mask = self.last_lanes
+            m.d.comb += first_mask.eq(Mux(first_last, last_mask, ones))
+        else:
+            m.d.sync += first_mask.eq(thermometer(self.n_in, n))
+
+        def take_word():  # the word after the one taken now has `after` inputs from its first lane on
+            m.d.sync += [after.eq(after - n), last.eq(after <= n),
+                         mask.eq(Mux(after <= n, last_mask, ones) if concat_lanes else thermometer(after, n))]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    word(self.n_in)
-                    m.d.sync += [next_base.eq(0), self.word_index.eq(0), self.event_count.eq(0), pending.eq(0),
-                                 nz.eq(0), multi.eq(0), empty.eq(1), more.eq(1)]
+                    m.d.sync += [after.eq(first_after), last.eq(first_last), mask.eq(first_mask)]
+                    m.d.sync += [next_base.eq(0), self.word_index.eq(0), self.next_index.eq(1), self.event_count.eq(0),
+                                 pending.eq(0), nz.eq(0), multi.eq(0), empty.eq(1), more.eq(1)]
                     if self.maps:
                         m.d.sync += merging.eq(0)
                     m.next = "RUN"
@@ -123,7 +146,7 @@ class SpikeEncoder(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~empty & ~merging if self.maps else ~empty):  # one event per cycle, lowest index first
                     m.d.sync += [found.eq(1), pending.eq(pending & below), nz.eq(after_nz), multi.eq(after_multi),
-                                 empty.eq(_at_most_one(nz) & ~multi.any() if n > DIRECT_LANES else _at_most_one(pending)),
+                                 empty.eq(at_most_one(nz) & ~multi.any() if n > DIRECT_LANES else at_most_one(pending)),
                                  self.event_count.eq(self.event_count + 1)]
                 with m.Elif(more):  # take the next word
                     m.d.comb += [self.words.ready.eq(1), self.stall.eq(~self.words.valid)]
@@ -131,44 +154,38 @@ class SpikeEncoder(wiring.Component):
                         with m.If(self.words.valid & self.mapped):
                             merged = Mux(merging, pending | self.words.payload, self.words.payload)
                             m.d.sync += [pending.eq(merged),
-                                         nz.eq(Cat(*(merged[g].any() for g in groups))),
-                                         multi.eq(Cat(*(_at_least(merged[g], 2) for g in groups))),
+                                         nz.eq(group_flags(merged)[0]), multi.eq(group_flags(merged)[1]),
                                          empty.eq((empty | ~merging) & ~self.nonzero), more.eq(~self.word_last),
                                          base.eq(self.word_base), merging.eq(self.word_merge)]
                     with (m.Elif if self.maps else m.If)(self.words.valid):
-                        word(remaining - n)
+                        take_word()
                         host_empty = (self.host_word & mask) == 0
                         word_in = self.words.payload & mask
+                        host_nz, host_multi = group_flags(self.host_word & mask)
                         m.d.sync += [pending.eq(word_in),
-                                     nz.eq(Cat(*(word_in[g].any() for g in groups))),
-                                     multi.eq(Cat(*(_at_least(word_in[g], 2) for g in groups))),
+                                     nz.eq(Mux(self.trusted, self.word_nz, host_nz)),
+                                     multi.eq(Mux(self.trusted, self.word_multi, host_multi)),
                                      empty.eq(Mux(self.trusted, ~self.nonzero, host_empty)),
                                      more.eq(~last), base.eq(next_base),
-                                     next_base.eq(next_base + n), self.word_index.eq(self.word_index + 1)]
+                                     next_base.eq(next_base + n), self.word_index.eq(self.next_index),
+                                     self.next_index.eq(self.next_index + 1)]
                         m.d.comb += self.advance.eq(1)
                 with m.Else():  # the DONE cycle
                     m.d.comb += self.finish.eq(1)
+                    # the index is 0 again while idle, so the spike buffer's read at `start` needs no select
+                    m.d.sync += [self.word_index.eq(0), self.next_index.eq(1)]
                     m.next = "IDLE"
         return m
 
 
-def _at_most_one(bits):
-    """1 when `bits` has at most one 1 (so clearing its lowest 1 leaves none): a balanced tree of
-    (none, at most one) pairs, log2(n) LUT levels and no carry chain."""
-    def tree(b):
-        if len(b) == 1:
-            return ~b[0], Const(1, 1)
-        half = len(b) // 2
-        (z_lo, a_lo), (z_hi, a_hi) = tree(b[:half]), tree(b[half:])
-        return z_lo & z_hi, (z_lo & a_hi) | (a_lo & z_hi)
-    return tree(bits)[1]
+def last_word_lanes(low, n):
+    """The lanes of a power-of-two n-lane word that hold the last `low` inputs (all n when low == 0), from
+    `low` = n_in's low log2(n) bits: bit i is a constant table of `low` looked up, so every bit is its own
+    small function of those bits rather than a comparison sharing a chain of gates with the next bit's."""
+    return Cat(*(Const(sum(1 << v for v in range(n) if v == 0 or v > i), n).bit_select(low, 1) for i in range(n)))
 
 
-def _at_least(bits, k):
-    """1 when `bits` (at most four: one LUT) has k or more ones, as an OR of ANDs (no adder)."""
-    return Cat(*(Cat(*c).all() for c in combinations(list(bits), k))).any() if len(bits) >= k else Const(0, 1)
-
-
-def _low_mask(remaining, n):
-    """Bit i set when i < remaining (remaining <= n on the last word)."""
-    return Cat(*(remaining > i for i in range(n)))
+def last_word_lanes_value(n_in: int, n: int) -> int:
+    """`last_word_lanes` of a layer of n_in inputs, as an integer (reset values, testbenches)."""
+    low = n_in % n
+    return (1 << n) - 1 if low == 0 else (1 << low) - 1

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mintaccel.core.hwconfig import HwConfig, check_fits, layout
@@ -17,6 +17,7 @@ from mintaccel.hw.pe_array import PEArray
 from mintaccel.hw.registers import layer_values
 from mintaccel.hw.spike_buffer import SpikeBuffer
 from mintaccel.hw.spike_encoder import SpikeEncoder
+from mintaccel.hw.sram import Sram
 from mintaccel.hw.threshold_unit import ThresholdUnit
 from mintaccel.hw.weight_memory import WeightMemory
 from mintaccel.core.model import IntModel
@@ -76,7 +77,7 @@ class Accelerator(wiring.Component):
             n, cfg.weight_bits, cfg.weight_depth, weight_banks(model, cfg).tolist() if preload else None,
             spram=bool(cfg.weight_spram), slice_bits=self.weight_slice_bits)
         m.submodules.membranes = mmem = MembraneMemory(n, mb, cfg.membrane_depth)
-        m.submodules.events = evmem = memory.Memory(shape=cfg.index_bits, depth=cfg.max_inputs, init=[])
+        m.submodules.events = evmem = Sram(cfg.index_bits, cfg.max_inputs)
         if conv:
             m.submodules.map_reader = reader = MapReader(n, cfg.max_map_words, cfg.index_bits)
             m.submodules.map_buffers = sbuf = MapBuffers(n, cfg.max_map_words, cfg.index_bits)
@@ -95,13 +96,13 @@ class Accelerator(wiring.Component):
         ]
 
         # spike encoder: host words for layer 0, the spike buffer for the others -> event memory
-        ev_wr, ev_rd = evmem.write_port(), evmem.read_port()
         m.d.comb += [
-            enc.start.eq(ctrl.enc_start), enc.n_in.eq(cur.n_in),
+            enc.start.eq(ctrl.enc_start), enc.n_in.eq(regs.n_in),  # valid from SETUP on: the encoder registers it
+            enc.last_lanes.eq(host.last_lanes[ctrl.layer]),
             ctrl.enc_finish.eq(enc.finish), ctrl.enc_stall.eq(enc.stall), ctrl.enc_count.eq(enc.event_count),
             ctrl.enc_event_valid.eq(enc.event_valid), ctrl.enc_event_index.eq(enc.event_index),
             enc.trusted.eq(~ctrl.from_host), enc.host_word.eq(self.spikes_in.payload),
-            ev_rd.addr.eq(ctrl.ev_raddr), ev_rd.en.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(ev_rd.data),
+            evmem.raddr.eq(ctrl.ev_raddr), evmem.ren.eq(ctrl.ev_ren), ctrl.ev_rdata.eq(evmem.rdata),
         ]
         def parity(layer):  # layer l reads map buffer l % 2 and writes the other (one layer: index 0)
             return layer[0] if len(layer) else Const(0, 1)
@@ -122,16 +123,17 @@ class Accelerator(wiring.Component):
             ]
         else:
             m.d.comb += [
-                sbuf.start.eq(enc.start), sbuf.index.eq(enc.word_index), sbuf.advance.eq(enc.advance),
+                sbuf.start.eq(enc.start), sbuf.index.eq(enc.word_index), sbuf.next_index.eq(enc.next_index),
+                sbuf.advance.eq(enc.advance),
                 enc.words.valid.eq(Mux(ctrl.from_host, self.spikes_in.valid, 1)),
-                enc.nonzero.eq(sbuf.nonzero),
+                enc.nonzero.eq(sbuf.nonzero), enc.word_nz.eq(sbuf.word_nz), enc.word_multi.eq(sbuf.word_multi),
                 enc.words.payload.eq(Mux(ctrl.from_host, self.spikes_in.payload, sbuf.word)),
                 self.spikes_in.ready.eq(enc.words.ready & ctrl.from_host),
             ]
 
         # events reach the event memory the cycle after the encoder finds them; the first read of them
         # comes two cycles after the last one is found
-        m.d.comb += [ev_wr.addr.eq(enc.event_addr), ev_wr.data.eq(enc.event_index), ev_wr.en.eq(enc.event_valid)]
+        m.d.comb += [evmem.waddr.eq(enc.event_addr), evmem.wdata.eq(enc.event_index), evmem.wen.eq(enc.event_valid)]
         if self.bram_output_registers:
             # ENCODE writes the events and the later groups read them, never in one cycle: through one
             # address, synthesis maps one block RAM port and adds no read/write collision logic (on the
@@ -140,7 +142,7 @@ class Accelerator(wiring.Component):
             # RTLIL is the one it always was (its placement is that sensitive: docs/flows.md)
             ev_addr = Signal.like(enc.event_addr)
             m.d.comb += [ev_addr.eq(Mux(enc.event_valid, enc.event_addr, ctrl.ev_raddr)),
-                         ev_wr.addr.eq(ev_addr), ev_rd.addr.eq(ev_addr), ev_rd.en.eq(ctrl.ev_ren & ~enc.event_valid)]
+                         evmem.waddr.eq(ev_addr), evmem.raddr.eq(ev_addr), evmem.ren.eq(ctrl.ev_ren & ~enc.event_valid)]
 
         # event index -> weight memory -> PE array
         m.d.comb += [
@@ -211,4 +213,8 @@ class Accelerator(wiring.Component):
             self.probe.valid.eq(ctrl.wb_valid), self.probe.step.eq(ctrl.wb_step), self.probe.layer.eq(ctrl.wb_layer),
             self.probe.group.eq(ctrl.wb_group), self.probe.spikes.eq(spikes), self.probe.membranes.eq(membranes),
         ]
+        # the contract of hw/sram.py: synthesis takes a read that meets a write of its word as undefined
+        if self.assertions:
+            for ram in (evmem, mmem, *([bmem] if cfg.bias_bits else [])):
+                m.d.comb += Assert(~(ram.ren & ram.wen & (ram.raddr == ram.waddr)))
         return m

@@ -8,7 +8,8 @@ SB_SPRAM256KA (16 bits wide: eight 2-bit lanes per SPRAM, side by side for more)
 word into memories of that many bits (`slice0`, `slice1`, ...): the flow's choice on a target where
 one memory would cascade block RAMs in depth, whose read multiplexer would be the critical path
 (flows/fit.py). Reads and writes share one address: writes come from the host while the accelerator
-is idle, reads while it runs, so the single port loses nothing."""
+is idle, reads while it runs, so the single port loses nothing, and a read never meets a write
+(`NO_RW_CHECK`, hw/sram.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from mintaccel.core.encodings import address_bits
 from mintaccel.hw.images import pack_lanes
+from mintaccel.hw.sram import NO_RW_CHECK, registered_read
 
 #: The memory attribute that sends a memory to the iCE40 UP5K's SPRAM in Yosys's memory_libmap.
 SPRAM_ATTRS = {"ram_style": "huge"}
@@ -74,11 +76,11 @@ class WeightMemory(wiring.Component):
                      for i, lo in enumerate(range(0, width, self.slice_bits))]
         for name, lo, hi in parts:
             mem = memory.Memory(shape=hi - lo, depth=self.depth, init=[w >> lo & ((1 << hi - lo) - 1) for w in words],
-                                attrs=SPRAM_ATTRS if self.spram else None)
+                                attrs={**NO_RW_CHECK, **(SPRAM_ATTRS if self.spram else {})})
             m.submodules[name] = mem
-            rd, wr = mem.read_port(), mem.write_port()
+            wr = mem.write_port()
             m.d.comb += [
-                rd.addr.eq(addr), rd.en.eq(self.ren & ~self.wen), self.rdata[lo:hi].eq(rd.data),
+                self.rdata[lo:hi].eq(registered_read(m, mem, addr, self.ren & ~self.wen)),
                 wr.addr.eq(addr), wr.data.eq(self.wdata[lo:hi]), wr.en.eq(self.wen),
             ]
         return m

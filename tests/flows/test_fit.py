@@ -192,14 +192,14 @@ def test_block_ram_refusal_points_at_spram():
     assert "24 too many; with the weights in SPRAM it fits (4 of 30 block RAMs, 1 of 4 SPRAMs)" in str(e.value)
 
 
-@pytest.mark.parametrize("depth, in_ram", [(39, False), (40, True)])
+@pytest.mark.parametrize("depth, in_ram", [(35, False), (36, True)])
 def test_soft_logic_wins_a_tie(flows_dir, depth, in_ram):
-    """libmap keeps flip-flops unless a RAM is strictly cheaper: a 39 x 2-bit membrane memory costs 78 in
-    soft logic and 64 + 14 (emulation) in one EBR; at 40 words the EBR wins."""
+    """libmap keeps flip-flops unless a RAM is strictly cheaper: a 35 x 2-bit membrane memory costs 70 in
+    soft logic and 64 + 6 (emulation, `no_rw_check`) in one EBR; at 36 words the EBR wins."""
     cfg = HwConfig(n_pe=1, max_layers=1, max_inputs=2, max_neurons=1, max_timesteps=2, weight_depth=2,
                    membrane_depth=depth)
     place = {p.memory.name: p for p in fit.estimate(cfg, ICE40_UP5K).placements}["membranes.mem"]
-    assert (place.ram is not None) == in_ram and place.cost == 78  # soft logic at 39, the EBR at 40
+    assert (place.ram is not None) == in_ram and place.cost == 70  # soft logic at 35, the EBR at 36
     assert_matches_yosys(cfg, None, ICE40_UP5K, flows_dir / f"fit-tie{depth}")
 
 

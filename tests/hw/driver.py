@@ -29,12 +29,13 @@ class RunResult:
 def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload: bool = True,
                     input_gaps=None, output_stalls=None, vcd: str | None = None,
                     max_cycles: int = 200_000, bram_output_registers: bool = False,
-                    order=None) -> list[RunResult]:
+                    order=None, padding_ones: bool = False) -> list[RunResult]:
     """Run each sample [T, inputs]; `preload` builds the memories initialised from the model,
     otherwise the model is loaded through the `load` stream first. `input_gaps(cycle)` /
     `output_stalls(cycle)` return True to hold valid / ready low in that cycle. `bram_output_registers`: the
     ECP5 build's event memory (one address, read a cycle ahead into a register). `order(sequence)`: the load beats
-    in another order (the first `start` still follows the last beat at once)."""
+    in another order (the first `start` still follows the last beat at once). `padding_ones`: a dense
+    model's host words carry 1s past its inputs in each step's last word (the encoder masks them)."""
     dut = Accelerator(cfg, model if preload else None, bram_output_registers=bram_output_registers)
     views = [p.view for p in layout(model, cfg.n_pe).layers]
     results = []
@@ -53,7 +54,12 @@ def run_accelerator(model: IntModel, cfg: HwConfig, samples: np.ndarray, preload
                         for i, l in enumerate(model.layers)],
                 membranes=[np.zeros((model.timesteps, l.n_out), np.int64) if i in neuron else None
                            for i, l in enumerate(model.layers)])
-            words = [w for t in range(model.timesteps) for w in input_words(model, cfg, sample[t])]
+            words = []
+            for t in range(model.timesteps):
+                step_words = list(input_words(model, cfg, sample[t]))
+                if padding_ones and model.n_inputs % cfg.n_pe:
+                    step_words[-1] |= ((1 << cfg.n_pe) - 1) & ~((1 << model.n_inputs % cfg.n_pe) - 1)
+                words += step_words
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)

@@ -19,7 +19,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from mintaccel.core.hwconfig import HwConfig, weight_max_for_bits
-from mintaccel.hw.processing_element import ProcessingElement
+from mintaccel.hw.processing_element import ProcessingElement, format_flags
 from mintaccel.hw.threshold_unit import ThresholdUnit
 from mintaccel.core.model import narrow_max
 
@@ -39,8 +39,9 @@ class AccumulatorHarness(wiring.Component):
         weight_bits, acc_bits, max_events, bias_max = self.params
         m = Module()
         m.submodules.pe = pe = ProcessingElement(weight_bits, acc_bits)
-        for name in ("code", "scheme", "bits", "load", "init", "enable"):
+        for name in ("code", "load", "init", "enable"):
             m.d.comb += getattr(pe, name).eq(getattr(self, name))
+        m.d.comb += pe.format.eq(format_flags(self.scheme, self.bits, weight_bits))
         count = Signal(range(max_events + 1))
         shadow = Signal(signed(acc_bits + 16))
         wmax = weight_max_for_bits(weight_bits)

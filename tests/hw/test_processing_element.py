@@ -5,7 +5,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from mintaccel.hw.images import weight_code
-from mintaccel.hw.processing_element import ProcessingElement
+from mintaccel.hw.processing_element import ProcessingElement, format_index
 from mintaccel.core.model import WeightFormat
 
 FORMATS = list(WeightFormat.every())
@@ -21,8 +21,7 @@ def test_accumulates_random_weights(fmt):
     bias = int(rng.integers(-100, 100))
 
     async def tb(ctx):
-        ctx.set(dut.scheme, fmt.code)
-        ctx.set(dut.bits, fmt.bits)
+        ctx.set(dut.format, 1 << format_index(fmt, 8))
         ctx.set(dut.load, 1)
         ctx.set(dut.init, bias)
         await ctx.tick()

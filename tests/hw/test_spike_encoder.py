@@ -6,7 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from mintaccel.hw.images import spike_words
-from mintaccel.hw.spike_encoder import SpikeEncoder
+from mintaccel.hw.spike_encoder import SpikeEncoder, last_word_lanes_value
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -38,6 +38,8 @@ def _check_events_and_cycles(seed, rng, n_pe, max_n_in, max_inputs, trusted=Fals
 
     async def tb(ctx):
         ctx.set(dut.n_in, n_in)
+        ctx.set(dut.last_lanes, last_word_lanes_value(n_in, n_pe))
+        await ctx.tick()  # n_in is valid from the cycle before start
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -48,6 +50,9 @@ def _check_events_and_cycles(seed, rng, n_pe, max_n_in, max_inputs, trusted=Fals
             ctx.set(dut.words.payload, queue[0] if queue else 0)
             ctx.set(dut.trusted, trusted)
             ctx.set(dut.nonzero, bool(queue) and queue[0] != 0)
+            nz, multi = _group_flags(queue[0] if queue and trusted else 0, n_pe)  # the spike buffer's
+            ctx.set(dut.word_nz, nz)
+            ctx.set(dut.word_multi, multi)
             # host words: trusted = 0; otherwise the host input carries noise the encoder must ignore
             ctx.set(dut.host_word, int(rng.integers(0, 1 << n_pe)) if trusted else queue[0] if queue else 0)
             if ctx.get(dut.event_valid):
@@ -69,3 +74,10 @@ def _check_events_and_cycles(seed, rng, n_pe, max_n_in, max_inputs, trusted=Fals
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
+
+
+def _group_flags(word, n):
+    """gates.group_flags from the doc: per 4-lane group, a 1 and two or more."""
+    groups = [(word >> i) & 0xF for i in range(0, n, 4)]
+    return (sum(1 << k for k, g in enumerate(groups) if g),
+            sum(1 << k for k, g in enumerate(groups) if bin(g).count("1") >= 2))

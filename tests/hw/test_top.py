@@ -150,6 +150,26 @@ def test_register_writes_land_before_a_start_that_follows_at_once():
     check_conv(model, cfg, x, run_accelerator(model, cfg, x, preload=False, order=registers_last))
 
 
+@pytest.mark.parametrize("n_pe", [4, 8])
+def test_dense_register_writes_land_before_a_start_that_follows_at_once(n_pe):
+    """The same on a dense network: the registers last, layer 0's `n_in` the very last beat (the encoder
+    masks its last word with the host interface's register of it): inputs not a multiple of n_pe, and 1s
+    in the host words' padding."""
+    from mintaccel.core.encodings import LoadSpace
+    from mintaccel.hw.registers import LAYER_BASE
+    model = random_model(3, sizes=(11, 7, 5), timesteps=3)
+    cfg = HwConfig.for_model(model, n_pe, bias_bits=8, weight_bits=8, membrane_bits=8)
+
+    def n_in_last(seq):
+        regs = [b for b in seq if b[0] == LoadSpace.registers.value]
+        key = [b for b in regs if b[1] == LAYER_BASE]  # layer 0, field 0: n_in
+        assert len(key) == 1 and key[0][2] == 11
+        return [b for b in seq if b[0] != LoadSpace.registers.value] + [b for b in regs if b not in key] + key
+
+    x = np.concatenate([random_spikes(3, 2, 3, 11), np.ones((1, 3, 11), np.uint8)])
+    check(model, cfg, x, run_accelerator(model, cfg, x, preload=False, order=n_in_last, padding_ones=True))
+
+
 @pytest.mark.parametrize("seed", range(8, 12))
 def test_conv_back_pressure_adds_exactly_the_stall_cycles(seed):
     """Gaps on spikes_in during LOAD and a host slow to take spikes_out: the stalls are counted, and

@@ -18,6 +18,8 @@ import contract as C
 from bench_lib import Component, CycleLoop, Mismatches, Port, Stopwatch, job, write_summary
 from mintaccel.core.encodings import MEMBRANE_BITS, LeakKind, ResetMode, WeightScheme
 from mintaccel.core.model import Leak, WeightFormat
+from mintaccel.hw.processing_element import pe_formats
+from mintaccel.hw.spike_encoder import last_word_lanes_value
 from mintaccel.sim.reference import neuron_step
 
 
@@ -195,24 +197,27 @@ def decode_weight(scheme: int, bits: int, code: int) -> int:
 
 
 class PEDriver(Component):
-    """Random weight codes of a random legal format each cycle (upper lane bits random too), random
-    load (with a random init) and enable; keeps the model accumulator inside the accumulator's range."""
+    """Random weight codes of a random legal format (one-hot on `format`) each cycle (upper lane bits random
+    too), random load (with a random init) and enable; keeps the model accumulator inside the accumulator's
+    range."""
 
     def __init__(self, dut, rng, weight_bits, acc_bits, model):
         self.rng, self.wb, self.ab, self.model = rng, weight_bits, acc_bits, model
-        self.formats = [f for f in PE_FORMATS if f[1] <= weight_bits]
-        self.p = {n: Port(getattr(dut, n), 0) for n in ("code", "scheme", "bits", "load", "init", "enable")}
+        self.formats = [f for f in PE_FORMATS if f[1] <= weight_bits]  # the order of the one-hot `format` port
+        assert self.formats == [(f.code.value, f.bits) for f in pe_formats(weight_bits)]
+        self.p = {n: Port(getattr(dut, n), 0) for n in ("code", "format", "load", "init", "enable")}
         self.lim = (1 << (acc_bits - 1)) - 1
 
     def drive(self):
         rng = self.rng
-        scheme, bits = self.formats[rng.integers(len(self.formats))]
+        k = int(rng.integers(len(self.formats)))
+        scheme, bits = self.formats[k]
         code = int(rng.integers(0, 1 << self.wb))
         weight = decode_weight(scheme, bits, code)
         load = rng.random() < 0.1 or abs(self.model.acc + weight) > self.lim
         init = int(rng.integers(-self.lim - 1, self.lim + 1)) if rng.random() < 0.2 else int(rng.integers(-8, 9))
         enable = int(rng.random() < 0.8)
-        for n, v in (("code", code), ("scheme", scheme), ("bits", bits), ("load", int(load)),
+        for n, v in (("code", code), ("format", 1 << k), ("load", int(load)),
                      ("init", init & ((1 << self.ab) - 1)), ("enable", enable)):
             self.p[n].set(v)
         self.model.expect(weight, int(load), init, enable)
@@ -328,10 +333,10 @@ class EncoderTB(Component):
 
     def __init__(self, dut, rng, mm: Mismatches, n_pe: int, max_inputs: int):
         self.dut, self.rng, self.mm, self.n, self.max_inputs = dut, rng, mm, n_pe, max_inputs
-        self.start, self.n_in = Port(dut.start, 0), Port(dut.n_in, 0)
+        self.start, self.n_in, self.last_lanes = Port(dut.start, 0), Port(dut.n_in, 0), Port(dut.last_lanes, 0)
         self.valid, self.payload = Port(dut.words__valid, 0), Port(dut.words__payload, 0)
         self.host_word = Port(dut.host_word, 0)  # host words (trusted = 0): the same bits as the payload
-        Port(dut.trusted, 0), Port(dut.nonzero, 0)
+        Port(dut.trusted, 0), Port(dut.nonzero, 0), Port(dut.word_nz, 0), Port(dut.word_multi, 0)
         self.state = "idle"
         self.gap_cycles = 0
         self.runs = self.events_total = self.stalls_total = 0
@@ -362,8 +367,13 @@ class EncoderTB(Component):
                 self.valid.set(0)
                 return
             self.new_job()
+            self.n_in.set(self.job_n_in)  # valid from the cycle before start
+            self.last_lanes.set(last_word_lanes_value(self.job_n_in, self.n))
+            self.state = "armed"
+            self.valid.set(0)
+            return
+        if self.state == "armed":
             self.start.set(1)
-            self.n_in.set(self.job_n_in)
             self.state = "starting"
         else:
             self.start.set(0)
