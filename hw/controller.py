@@ -32,12 +32,13 @@ from amaranth.lib.wiring import In, Out
 from mintaccel.core.encodings import address_bits
 from mintaccel.core.hwconfig import MAP_SETUP, THRESHOLD_LATENCY, HwConfig
 from mintaccel.hw.gates import thermometer
+from mintaccel.hw.one_hot_fsm import OneHotFSM
 from mintaccel.hw.registers import layer_layout
 
 
 class Controller(wiring.Component):
-    def __init__(self, cfg: HwConfig, fast_event_reads: bool = False):
-        self.cfg, self.fast_event_reads = cfg, fast_event_reads
+    def __init__(self, cfg: HwConfig, fast_event_reads: bool = False, assertions: bool = True):
+        self.cfg, self.fast_event_reads, self.assertions = cfg, fast_event_reads, assertions
         count_bits = cfg.max_inputs.bit_length()
         super().__init__({
             "start": In(1),
@@ -205,23 +206,34 @@ class Controller(wiring.Component):
                 m.d.sync += since.eq(since + 1)
             units_free = since >= p
 
+        states = ["IDLE", "SETUP", *(["SETUP_MAP", "LOAD"] if conv else []), "ENCODE", "START", "ACC", "FIRE",
+                  "DRAIN", "OUTPUT", "DONE"]
+        # one flip-flop per state (hw/one_hot_fsm.py): a binary state's decode was in front of the step / layer
+        # enables at OUTPUT's end (UP5K default build 48.9 / 47.7 / 47.7 MHz at seeds 1-3; one-hot 52.6 / 51.5 / 54.8)
+        fsm = OneHotFSM(m, states, assertions=self.assertions)
+
         def next_step_or_run(state_if_no_load="SETUP"):
             """LOAD the input map first when layer 0 reads one (a conv build), else SETUP."""
             if not conv:
-                m.next = state_if_no_load
+                fsm.goto(state_if_no_load)
                 return
             m.d.sync += [self.load_addr.eq(0), last_load.eq(self.load_words <= 1)]
             with m.If(self.load_words != 0):
-                m.next = "LOAD"
+                fsm.goto("LOAD")
             with m.Else():
-                m.next = state_if_no_load
+                fsm.goto(state_if_no_load)
 
+        # whether a group has a first and a second event read is registered from the layer's event count
+        # (stable from ENCODE's end on), so no compare of it sits in front of the event memory's enable
+        # (and so is the last event's number, which loads `reads_left`, the reads still to issue after the
+        # first: `more` then tests it against a constant, not `issued + 1 < enc_count`, an adder and a compare)
+        has_events, many_events, last_event = Signal(), Signal(), Signal.like(self.enc_count)
+        reads_left = Signal.like(self.enc_count)
+        m.d.sync += [has_events.eq(self.enc_count != 0), many_events.eq(self.enc_count > 1),
+                     last_event.eq(self.enc_count - 1)]
         # the event read address is the `issued` register itself: it returns to 0 once a group's reads are
-        # done, so the next group's first read (in FIRE) needs no multiplexer; whether there is a first and
-        # a second read is registered from the layer's event count (stable from ENCODE's end on)
+        # done, so the next group's first read (in FIRE) needs no multiplexer
         if fast:
-            has_events, many_events = Signal(), Signal()
-            m.d.sync += [has_events.eq(self.enc_count != 0), many_events.eq(self.enc_count > 1)]
             # and the read enable comes from registers too: `more` is high only in START and ACC, and the
             # first read is FIRE's (a register) when a later group follows
             m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more | (fire_state & ~last_group & has_events))]
@@ -231,127 +243,128 @@ class Controller(wiring.Component):
             if not fast:
                 m.d.comb += [self.ev_raddr.eq(issued), self.ev_ren.eq(more)]
             with m.If(more):
-                m.d.sync += [issued.eq(issued + 1), (s0 if fast else s1).eq(1), more.eq(issued + 1 < self.enc_count)]
+                m.d.sync += [issued.eq(issued + 1), (s0 if fast else s1).eq(1), reads_left.eq(reads_left - 1),
+                             more.eq(reads_left != 1)]
             if fast:
                 with m.Else():
                     m.d.sync += issued.eq(0)
             return more
 
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    # busy (high from SETUP to DONE) and first_step (step == 0) are registers: the host
-                    # interface's ready and the membranes' zeroing are not behind the FSM decode
-                    m.d.sync += [self.cycles.eq(1), self.stall_cycles.eq(0), self.step.eq(0), self.layer.eq(0),
-                                 self.first_step.eq(1), self.busy.eq(1)]
-                    next_step_or_run()
-            with m.State("SETUP"):
-                # the encoder starts in ENCODE's first cycle, from the layer's registers copied here
-                m.d.sync += self.enc_start.eq(1)
-                # from_host is a register (set here, high for exactly the ENCODE cycles of layer 0) so
-                # that the encoder's input select is not behind the FSM decode
-                m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
-                             remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs),
-                             self.from_host.eq(self.layer == 0), g0_read.eq(1), more.eq(0)]
-                if conv:  # a layer that reads a map: the reader starts now, the encoder after SETUP_MAP
-                    m.d.sync += [self.wb_addr.eq(regs.membrane_base), self.wb_group.eq(0)]
-                    m.d.comb += self.reader_start.eq(regs.mapped)
-                    m.d.sync += [self.b_addr.eq(regs.bias_base), position.eq(0), last_position.eq(regs.positions <= 1),
-                                 self.from_host.eq((self.layer == 0) & ~regs.mapped)]
-                    with m.If(regs.mapped):
-                        m.d.sync += [self.enc_start.eq(0), g0_read.eq(0)]
-                        m.next = "SETUP_MAP"
-                    with m.Else():
-                        m.next = "ENCODE"
-                else:
-                    m.next = "ENCODE"
-            if conv:
-                with m.State("SETUP_MAP"):
-                    m.d.sync += [self.enc_start.eq(1), g0_read.eq(1)]
-                    m.next = "ENCODE"
-                with m.State("LOAD"):
-                    m.d.comb += [self.loading.eq(1), stalled.eq(~self.load_valid)]
-                    with m.If(self.load_valid):
-                        m.d.sync += [self.load_addr.eq(self.load_addr + 1), last_load.eq(self.load_addr + 2 >= self.load_words)]
-                        with m.If(last_load):
-                            m.next = "SETUP"
-            with m.State("ENCODE"):
-                # group 0 runs here: each event the encoder finds goes straight into the weight pipeline
-                m.d.comb += [stalled.eq(self.enc_stall), self.m_ren.eq(g0_read), self.pe_load.eq(g0_load)]
-                with m.If(self.enc_finish):
-                    # then ACC drains the pipeline: FIRE comes 5 cycles after the DONE cycle
-                    m.d.sync += [self.from_host.eq(0), elapsed.eq(fire_at - 4)]
-                    m.next = "ACC"
-            with m.State("START"):
-                m.d.comb += [self.m_ren.eq(1)]
+        with fsm.state("IDLE"):
+            with m.If(self.start):
+                # busy (high from SETUP to DONE) and first_step (step == 0) are registers: the host
+                # interface's ready and the membranes' zeroing are not behind the FSM decode
+                m.d.sync += [self.cycles.eq(1), self.stall_cycles.eq(0), self.step.eq(0), self.layer.eq(0),
+                             self.first_step.eq(1), self.busy.eq(1)]
+                next_step_or_run()
+        with fsm.state("SETUP"):
+            # the encoder starts in ENCODE's first cycle, from the layer's registers copied here
+            m.d.sync += self.enc_start.eq(1)
+            # from_host is a register (set here, high for exactly the ENCODE cycles of layer 0) so
+            # that the encoder's input select is not behind the FSM decode
+            m.d.sync += [wbase.eq(regs.weight_base), self.m_addr.eq(regs.membrane_base),
+                         remaining.eq(regs.n_out), self.group.eq(0), self.cur.eq(regs),
+                         self.from_host.eq(self.layer == 0), g0_read.eq(1), more.eq(0)]
+            if conv:  # a layer that reads a map: the reader starts now, the encoder after SETUP_MAP
+                m.d.sync += [self.wb_addr.eq(regs.membrane_base), self.wb_group.eq(0)]
+                m.d.comb += self.reader_start.eq(regs.mapped)
+                m.d.sync += [self.b_addr.eq(regs.bias_base), position.eq(0), last_position.eq(regs.positions <= 1),
+                             self.from_host.eq((self.layer == 0) & ~regs.mapped)]
+                with m.If(regs.mapped):
+                    m.d.sync += [self.enc_start.eq(0), g0_read.eq(0)]
+                    fsm.goto("SETUP_MAP")
+                with m.Else():
+                    fsm.goto("ENCODE")
+            else:
+                fsm.goto("ENCODE")
+        if conv:
+            with fsm.state("SETUP_MAP"):
+                m.d.sync += [self.enc_start.eq(1), g0_read.eq(1)]
+                fsm.goto("ENCODE")
+            with fsm.state("LOAD"):
+                m.d.comb += [self.loading.eq(1), stalled.eq(~self.load_valid)]
+                with m.If(self.load_valid):
+                    m.d.sync += [self.load_addr.eq(self.load_addr + 1), last_load.eq(self.load_addr + 2 >= self.load_words)]
+                    with m.If(last_load):
+                        fsm.goto("SETUP")
+        with fsm.state("ENCODE"):
+            # group 0 runs here: each event the encoder finds goes straight into the weight pipeline
+            m.d.comb += [stalled.eq(self.enc_stall), self.m_ren.eq(g0_read), self.pe_load.eq(g0_load)]
+            with m.If(self.enc_finish):
+                # then ACC drains the pipeline: FIRE comes 5 cycles after the DONE cycle
+                m.d.sync += [self.from_host.eq(0), elapsed.eq(fire_at - 4)]
+                fsm.goto("ACC")
+        with fsm.state("START"):
+            m.d.comb += [self.m_ren.eq(1)]
+            if fast:
+                m.d.sync += [first.eq(1), elapsed.eq(1)]
+                issue_event()  # the second event (the first was read in FIRE)
+            else:
+                m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1), more.eq(many_events), reads_left.eq(last_event)]
+                m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(has_events)]
+                with m.If(has_events):
+                    m.d.sync += [issued.eq(1), s1.eq(1)]
+            fsm.goto("ACC")
+        with fsm.state("ACC"):
+            m.d.comb += [self.pe_load.eq(first)]
+            m.d.sync += first.eq(0)
+            more = issue_event()
+            with m.If(~may_fire):
+                m.d.sync += elapsed.eq(elapsed + 1)
+            # FIRE is the group's cycle max(E + 4, P - 1) after START: the last weight is in the
+            # accumulators and the threshold units are free
+            reads_done = (~more & ~s0) if fast else ~more
+            with m.If(reads_done & ~s1 & ~s1b & ~s2 & may_fire & units_free):
                 if fast:
-                    m.d.sync += [first.eq(1), elapsed.eq(1)]
-                    issue_event()  # the second event (the first was read in FIRE)
-                else:
-                    m.d.sync += [issued.eq(0), first.eq(1), elapsed.eq(1), more.eq(self.enc_count > 1)]
-                    m.d.comb += [self.ev_raddr.eq(0), self.ev_ren.eq(self.enc_count != 0)]
-                    with m.If(self.enc_count != 0):
-                        m.d.sync += [issued.eq(1), s1.eq(1)]
-                m.next = "ACC"
-            with m.State("ACC"):
-                m.d.comb += [self.pe_load.eq(first)]
-                m.d.sync += first.eq(0)
-                more = issue_event()
-                with m.If(~may_fire):
-                    m.d.sync += elapsed.eq(elapsed + 1)
-                # FIRE is the group's cycle max(E + 4, P - 1) after START: the last weight is in the
-                # accumulators and the threshold units are free
-                reads_done = (~more & ~s0) if fast else ~more
-                with m.If(reads_done & ~s1 & ~s1b & ~s2 & may_fire & units_free):
-                    if fast:
-                        m.d.sync += fire_state.eq(1)
-                    m.next = "FIRE"
-            with m.State("FIRE"):
-                if not fast:
-                    m.d.comb += self.fire.eq(1)
-                m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
-                             wbase.eq(wbase + self.cur.n_in), remaining.eq(remaining - cfg.n_pe)]
-                if conv:
-                    m.d.sync += self.b_addr.eq(self.b_addr + 1)
-                with m.If(~last_group):
-                    if fast:  # the next group's first event read, a cycle ahead of its pipeline
-                        m.d.sync += [issued.eq(has_events), s0.eq(has_events), more.eq(many_events)]
-                    m.next = "START"
-                if conv:  # the next output position: ENCODE again, the weights and the lanes restart
-                    with m.Elif(~last_position):
-                        m.d.sync += [self.enc_start.eq(1), g0_read.eq(1), more.eq(0), wbase.eq(self.cur.weight_base),
-                                     remaining.eq(self.cur.n_out), self.b_addr.eq(self.cur.bias_base),
-                                     position.eq(position + 1), last_position.eq(position + 2 >= self.cur.positions)]
-                        m.next = "ENCODE"
+                    m.d.sync += fire_state.eq(1)
+                fsm.goto("FIRE")
+        with fsm.state("FIRE"):
+            if not fast:
+                m.d.comb += self.fire.eq(1)
+            m.d.sync += [self.group.eq(self.group + 1), self.m_addr.eq(self.m_addr + 1),
+                         wbase.eq(wbase + self.cur.n_in), remaining.eq(remaining - cfg.n_pe)]
+            if conv:
+                m.d.sync += self.b_addr.eq(self.b_addr + 1)
+            with m.If(~last_group):
+                if fast:  # the next group's first event read, a cycle ahead of its pipeline
+                    m.d.sync += [issued.eq(has_events), s0.eq(has_events), more.eq(many_events),
+                                 reads_left.eq(last_event)]
+                fsm.goto("START")
+            if conv:  # the next output position: ENCODE again, the weights and the lanes restart
+                with m.Elif(~last_position):
+                    m.d.sync += [self.enc_start.eq(1), g0_read.eq(1), more.eq(0), wbase.eq(self.cur.weight_base),
+                                 remaining.eq(self.cur.n_out), self.b_addr.eq(self.cur.bias_base),
+                                 position.eq(position + 1), last_position.eq(position + 2 >= self.cur.positions)]
+                    fsm.goto("ENCODE")
+            with m.Else():
+                m.d.sync += drain.eq(writeback)
+                fsm.goto("DRAIN")
+        with fsm.state("DRAIN"):
+            # the layer's last write-back happens in the last DRAIN cycle
+            m.d.sync += drain.eq(drain - 1)
+            with m.If(drain == 1):
+                with m.If(~last_layer):
+                    m.d.sync += self.layer.eq(self.layer + 1)
+                    fsm.goto("SETUP")
                 with m.Else():
-                    m.d.sync += drain.eq(writeback)
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                # the layer's last write-back happens in the last DRAIN cycle
-                m.d.sync += drain.eq(drain - 1)
-                with m.If(drain == 1):
-                    with m.If(~last_layer):
-                        m.d.sync += self.layer.eq(self.layer + 1)
-                        m.next = "SETUP"
+                    m.d.sync += [self.out_addr.eq(0), last_word.eq(self.group == 1), outputting.eq(1)]
+                    fsm.goto("OUTPUT")
+        with fsm.state("OUTPUT"):
+            if conv:  # the map buffer is read a cycle ahead: the next word's address when this one goes
+                m.d.comb += self.out_raddr.eq(Mux(self.spikes_out.ready, self.out_addr + 1, self.out_addr))
+            with m.If(self.spikes_out.ready):
+                m.d.sync += [self.out_addr.eq(self.out_addr + 1), last_word.eq(self.out_addr + 2 == self.group)]
+                with m.If(last_word):
+                    m.d.sync += outputting.eq(0)
+                    with m.If(last_step):
+                        fsm.goto("DONE")
                     with m.Else():
-                        m.d.sync += [self.out_addr.eq(0), last_word.eq(self.group == 1), outputting.eq(1)]
-                        m.next = "OUTPUT"
-            with m.State("OUTPUT"):
-                if conv:  # the map buffer is read a cycle ahead: the next word's address when this one goes
-                    m.d.comb += self.out_raddr.eq(Mux(self.spikes_out.ready, self.out_addr + 1, self.out_addr))
-                with m.If(self.spikes_out.ready):
-                    m.d.sync += [self.out_addr.eq(self.out_addr + 1), last_word.eq(self.out_addr + 2 == self.group)]
-                    with m.If(last_word):
-                        m.d.sync += outputting.eq(0)
-                        with m.If(last_step):
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.sync += [self.step.eq(self.step + 1), self.layer.eq(0), self.first_step.eq(0)]
-                            next_step_or_run()
-                with m.Else():
-                    m.d.comb += stalled.eq(1)
-            with m.State("DONE"):
-                m.d.comb += [self.done.eq(1)]
-                m.d.sync += self.busy.eq(0)
-                m.next = "IDLE"
+                        m.d.sync += [self.step.eq(self.step + 1), self.layer.eq(0), self.first_step.eq(0)]
+                        next_step_or_run()
+            with m.Else():
+                m.d.comb += stalled.eq(1)
+        with fsm.state("DONE"):
+            m.d.comb += [self.done.eq(1)]
+            m.d.sync += self.busy.eq(0)
+            fsm.goto("IDLE")
         return m

@@ -123,6 +123,11 @@ class SpikeEncoder(wiring.Component):
         ones = (1 << n) - 1
         first_after, first_last, first_mask = Signal.like(after), Signal(), Signal(n)
         m.d.sync += [first_after.eq(self.n_in - n), first_last.eq(self.n_in <= n)]
+        # `after <= n` (the word after the next is the last) as a register kept with `after`, so that the
+        # compare is not in front of `last` and the mask's 32 flip-flops (on the UP5K MNIST build of 32 PEs
+        # the mask's D inputs were 5-6 LUT levels deep)
+        after_le_n, first_after_le_n = Signal(), Signal()
+        m.d.sync += first_after_le_n.eq(self.n_in <= 2 * n)
         if concat_lanes:
             last_mask = self.last_lanes
             m.d.comb += first_mask.eq(Mux(first_last, last_mask, ones))
@@ -130,13 +135,14 @@ class SpikeEncoder(wiring.Component):
             m.d.sync += first_mask.eq(thermometer(self.n_in, n))
 
         def take_word():  # the word after the one taken now has `after` inputs from its first lane on
-            m.d.sync += [after.eq(after - n), last.eq(after <= n),
-                         mask.eq(Mux(after <= n, last_mask, ones) if concat_lanes else thermometer(after, n))]
+            m.d.sync += [after.eq(after - n), last.eq(after_le_n), after_le_n.eq(after <= 2 * n),
+                         mask.eq(Mux(after_le_n, last_mask, ones) if concat_lanes else thermometer(after, n))]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [after.eq(first_after), last.eq(first_last), mask.eq(first_mask)]
+                    m.d.sync += [after.eq(first_after), last.eq(first_last), mask.eq(first_mask),
+                                 after_le_n.eq(first_after_le_n)]
                     m.d.sync += [next_base.eq(0), self.word_index.eq(0), self.next_index.eq(1), self.event_count.eq(0),
                                  pending.eq(0), nz.eq(0), multi.eq(0), empty.eq(1), more.eq(1)]
                     if self.maps:
@@ -159,9 +165,9 @@ class SpikeEncoder(wiring.Component):
                                          base.eq(self.word_base), merging.eq(self.word_merge)]
                     with (m.Elif if self.maps else m.If)(self.words.valid):
                         take_word()
-                        host_empty = (self.host_word & mask) == 0
                         word_in = self.words.payload & mask
                         host_nz, host_multi = group_flags(self.host_word & mask)
+                        host_empty = ~host_nz.any()  # one OR tree shared with the flags
                         m.d.sync += [pending.eq(word_in),
                                      nz.eq(Mux(self.trusted, self.word_nz, host_nz)),
                                      multi.eq(Mux(self.trusted, self.word_multi, host_multi)),

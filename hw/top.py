@@ -68,7 +68,8 @@ class Accelerator(wiring.Component):
         m.submodules.host = host = HostInterface(
             cfg, values, len(values) if model else 0, model.timesteps if model else 0,
             layout(model, n).load_words if model and conv else 0)
-        m.submodules.controller = ctrl = Controller(cfg, fast_event_reads=self.bram_output_registers)
+        m.submodules.controller = ctrl = Controller(cfg, fast_event_reads=self.bram_output_registers,
+                                                   assertions=self.assertions)
         m.submodules.encoder = enc = SpikeEncoder(n, cfg.max_inputs, maps=conv)
         m.submodules.pe_array = pes = PEArray(n, cfg.weight_bits, cfg.accumulator_bits, cfg.bias_bits,
                                                   reset_less_codes=self.bram_output_registers)

@@ -80,8 +80,9 @@ def test_assertions_are_kept_on_request_and_need_sv():
     manifest = generate(folder / "rtl", cfg, threshold_above_bound_model(), assertions=True)
     assert manifest["assertions"] is True
     text = (folder / "rtl" / f"{TOP_NAME}.v").read_text()
-    # one per threshold unit, one per block RAM that never reads a word in the cycle it writes it (hw/sram.py)
-    assert text.count("assert") == cfg.units + 2 + (1 if cfg.bias_bits else 0)
+    # one per threshold unit, one per block RAM that never reads a word in the cycle it writes it (hw/sram.py),
+    # one for the controller's one-hot state (hw/one_hot_fsm.py)
+    assert text.count("assert") == cfg.units + 2 + (1 if cfg.bias_bits else 0) + 1
     r = subprocess.run([str(YOSYS), "-q", "-p", f"read_verilog {TOP_NAME}.v"], cwd=folder / "rtl",
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "assert" in r.stderr + r.stdout
