@@ -30,7 +30,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mintaccel.core.encodings import address_bits
-from mintaccel.hw.gates import at_least, at_most_one, flag_groups, group_flags, thermometer
+from mintaccel.hw.gates import at_least, at_most_one, flag_groups, greater_than, group_flags, thermometer
 
 
 #: Up to this many lanes "at most one 1 left" is a tree over `pending` itself (one LUT level); above
@@ -125,9 +125,11 @@ class SpikeEncoder(wiring.Component):
         m.d.sync += [first_after.eq(self.n_in - n), first_last.eq(self.n_in <= n)]
         # `after <= n` (the word after the next is the last) as a register kept with `after`, so that the
         # compare is not in front of `last` and the mask's 32 flip-flops (on the UP5K MNIST build of 32 PEs
-        # the mask's D inputs were 5-6 LUT levels deep)
+        # the mask's D inputs were 5-6 LUT levels deep). Gates, not compares: a carry-chain compare beside
+        # `after - n` made ABC9's box check abort on the unflattened build of 2 PEs.
         after_le_n, first_after_le_n = Signal(), Signal()
-        m.d.sync += first_after_le_n.eq(self.n_in <= 2 * n)
+        m.d.sync += first_after_le_n.eq(~greater_than(self.n_in, 2 * n))
+        after_le_2n = after[-1] | ~greater_than(after[:-1], 2 * n)  # signed: a negative `after` is below
         if concat_lanes:
             last_mask = self.last_lanes
             m.d.comb += first_mask.eq(Mux(first_last, last_mask, ones))
@@ -135,7 +137,7 @@ class SpikeEncoder(wiring.Component):
             m.d.sync += first_mask.eq(thermometer(self.n_in, n))
 
         def take_word():  # the word after the one taken now has `after` inputs from its first lane on
-            m.d.sync += [after.eq(after - n), last.eq(after_le_n), after_le_n.eq(after <= 2 * n),
+            m.d.sync += [after.eq(after - n), last.eq(after_le_n), after_le_n.eq(after_le_2n),
                          mask.eq(Mux(after_le_n, last_mask, ones) if concat_lanes else thermometer(after, n))]
 
         with m.FSM():
