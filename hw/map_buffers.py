@@ -3,7 +3,7 @@ walk for one layer while the layer's spike words are written into the other (doc
 "Conv networks").
 
 The reader's descriptors are fetched into a three-word queue: a read is issued while fewer than three
-words are queued or in flight (both registers, so no decision waits on the encoder), the word comes
+words are queued or in flight (registers of the count, so no decision waits on the encoder), the word comes
 back the cycle after, is tested for a one (`nonzero`, the encoder's flag) and queued with its tap base
 and flags; a padding tap queues a zero word without reading. At one word per cycle the queue never
 runs dry once it has filled, so the encoder takes a word in every cycle it wants one. OUTPUT reads the
@@ -47,10 +47,15 @@ class MapBuffers(wiring.Component):
         layout = word_layout(n, self.index_bits)
         m.submodules.queue = q = fifo.SyncFIFO(width=layout.size, depth=QUEUE)
         d = self.reads.payload
-        inflight = Signal()
-        issue = self.reads.valid & (q.level + inflight < QUEUE)
+        # `held` counts the words queued or in flight (the queue's level plus the read in flight) and `room`
+        # is its next value's `< QUEUE`, both registers: the reader's walk enables start at a flip-flop, not
+        # behind the level's adder and compare. +1/-1 muxed, not a four-term sum (Yosys would make a $macc).
+        inflight, room, held = Signal(), Signal(init=1), Signal(range(QUEUE + 1))
+        issue = self.reads.valid & room
+        take = q.r_rdy & self.words.ready
+        held_next = Mux(issue == take, held, Mux(issue, held + 1, held - 1))
         m.d.comb += self.reads.ready.eq(issue)
-        m.d.sync += inflight.eq(issue)
+        m.d.sync += [inflight.eq(issue), held.eq(held_next), room.eq(held_next < QUEUE)]
 
         fetched = []
         for k in range(2):

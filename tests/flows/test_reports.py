@@ -13,7 +13,8 @@ from mintaccel.flows.energy import FPGA_TABLE, fpga_energy, load_fpga_table, sim
 from mintaccel.flows.nextpnr import PNR_SEED, pnr_args, seed_summary, summarize_path
 from mintaccel.flows.targets import ECP5_25F, ICE40_UP5K
 from mintaccel.flows.tools import ToolError
-from mintaccel.flows.yosys import ICE40_RAM_MODES, libmap_decisions, module_breakdown, run_yosys
+from mintaccel.flows.yosys import (ICE40_RAM_MODES, abc9_failed, design_cells, libmap_decisions, module_breakdown,
+                                  run_synth, run_yosys, summarize_cells, synth_script)
 from mintaccel.core.hwconfig import HwConfig
 from mintaccel.core.errors import UserError
 from tests.conftest import random_spikes
@@ -191,6 +192,58 @@ def test_tool_failure_is_one_line_with_the_log(flows_dir):
     msg = str(e.value)
     assert "\n" not in msg and "yosys broken" in msg and "log: " in msg
     assert e.value.log.is_file() and isinstance(e.value, UserError)
+
+
+# the endings of the two ABC9 failures of Yosys 0.70 seen on the ECP5 conv build's harness
+_ABC9_ABORT = """4.46.16.6. Executing AIGER frontend.
+4.46.16.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design into module).
+ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in kernel/rtlil.cc:3091.
+"""
+_ABC9_CONFLICT = """4.52. Executing CHECK pass (checking for obvious problems).
+Warning: multiple conflicting drivers for mintaccel_harness.\\core.host.layers [2]:
+5. Executing CHECK pass (checking for obvious problems).
+ERROR: Found 1 problems in 'check -assert'.
+"""
+
+
+def test_abc9_failures_are_told_from_others():
+    assert abc9_failed(_ABC9_ABORT) and abc9_failed(_ABC9_CONFLICT)
+    assert not abc9_failed("1. Executing RTLIL frontend.\nERROR: Can't open input file `x.il' for reading\n")
+    assert not abc9_failed("5. Executing CHECK pass (checking for obvious problems).\nWarning: Wire x is used but has no driver.\n")
+    assert not abc9_failed("")
+
+
+@pytest.mark.parametrize("target", [ICE40_UP5K, ECP5_25F], ids=lambda t: t.name)
+def test_abc_fallback_maps_the_same_registers(small_ice40, flows_dir, target):
+    """The fallback's script (LUTs mapped by ABC, not ABC9) is a working synthesis of either target: the
+    small build's block RAMs as with ABC9, its flip-flops within 1 % and LUTs within a quarter of them."""
+    folder = flows_dir / f"abc-{target.name}"
+    folder.mkdir()
+    (folder / "core.il").write_bytes((flows_dir / "small-ice40" / "core.il").read_bytes())
+    figures = {}
+    for abc9 in (True, False):
+        run_yosys(folder, f"s{abc9}", synth_script(target, "core.il", "mintaccel_top", f"s{abc9}.json", abc9=abc9))
+        figures[abc9] = summarize_cells(design_cells(json.loads((folder / f"s{abc9}.json").read_text())),
+                                        target).as_dict()
+    logs = {abc9: (folder / f"s{abc9}.log").read_text() for abc9 in (True, False)}
+    assert "Executing ABC9 pass" in logs[True] and "Executing ABC9 pass" not in logs[False]
+    assert "Executing ABC pass" in logs[False]
+    assert abs(figures[False]["ffs"] - figures[True]["ffs"]) <= 0.01 * figures[True]["ffs"]  # ABC9 drops one on the ECP5
+    assert figures[False]["bram"] == figures[True]["bram"]
+    assert 0.75 * figures[True]["luts"] < figures[False]["luts"] < 1.25 * figures[True]["luts"]
+
+
+def test_a_design_failing_its_check_falls_back_and_then_fails(flows_dir):
+    """Conflicting drivers fail `check -assert` (as ABC9's did); the ABC run then fails on them too: one
+    error, the ABC9 run's log kept beside."""
+    folder = flows_dir / "conflict"
+    folder.mkdir()
+    (folder / "c.il").write_text("module \\top\n  wire input 1 \\a\n  wire input 2 \\b\n  wire output 3 \\y\n"
+                                 "  connect \\y \\a\n  connect \\y \\b\nend\n")
+    with pytest.raises(ToolError, match="check -assert"):
+        run_synth(folder, "s", ICE40_UP5K, "c.il", "top", "s_stat.json")
+    assert "multiple conflicting drivers" in (folder / "s-abc9.log").read_text()
+    assert "abc -dress -lut 4" in (folder / "s.ys").read_text()
 
 
 def _memories(cfg, where):
