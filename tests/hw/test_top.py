@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mintaccel.core.hwconfig import HwConfig
+from mintaccel.core.hwlayer import hw_layers
 from mintaccel.core.model import IntModel
 from mintaccel.hw.images import spike_words
 from mintaccel.model_export import datasets
@@ -176,7 +177,10 @@ def test_conv_back_pressure_adds_exactly_the_stall_cycles(seed):
     cycles minus stalls stay the simulator's; P = 16 (n_pe 16, one unit) so that positions wait."""
     from tests.sim.cycle.test_controller import random_conv_net
     n_pe, units = [(4, 0), (16, 1), (2, 0), (8, 1)][seed % 4]
-    net = next(k for k in range(seed, seed + 1000, 50) if random_conv_net(k).layers[0].kind != "flatten")
+    # the first network reading a map whose walk is under 2,000 words a step: stalls need positions, not
+    # size (seed 10's first, 5,190 words, took 99 s at 2 PEs); large networks run in `mintaccel regress`
+    net = next(k for k in range(seed, seed + 1000, 50) if random_conv_net(k).layers[0].kind != "flatten"
+               and _walk_words(random_conv_net(k), n_pe) < 2000)
     model = random_conv_net(net)
     cfg = HwConfig.for_model(model, n_pe, threshold_units=units, bias_bits=8, weight_bits=8, membrane_bits=8)
     x = random_spikes(seed, 2, model.timesteps, model.n_inputs, density=0.3)
@@ -185,6 +189,12 @@ def test_conv_back_pressure_adds_exactly_the_stall_cycles(seed):
     results = run_accelerator(model, cfg, x, input_gaps=lambda c: gaps[c], output_stalls=lambda c: stalls[c])
     check_conv(model, cfg, x, results)
     assert all(r.stall_cycles > 0 for r in results)
+
+
+def _walk_words(model, n_pe) -> int:
+    """Words the map readers deliver in one time step (docs/microarchitecture.md: W per output position)."""
+    return sum(v.out_shape[1] * v.out_shape[2] * v.kernel[0] * v.kernel[1] * v.in_blocks * v.pool_kernel ** 2
+               for v in hw_layers(model, n_pe) if v.is_map)
 
 
 def test_shipped_conv_model_on_digits():
