@@ -87,14 +87,20 @@ def synth_check(design, top: str, target: Target, out_dir: Path, ports=None, sta
     return yosys.summarize_cells(cells, target).as_dict()
 
 
-def _yosys(out_dir: Path, stage: str, script: str | None, warnings: list[str], **synth) -> None:
-    """Run `script` as `stage`, or (script None) the target's synthesis (yosys.run_synth of `synth`)."""
-    if script is None:
-        note = yosys.run_synth(out_dir, stage, **synth)
-        if note:
-            warnings.append(f"yosys {stage}: {note}")
-    else:
-        yosys.run_yosys(out_dir, stage, script)
+def _yosys(out_dir: Path, stage: str, script: str, warnings: list[str]) -> None:
+    yosys.run_yosys(out_dir, stage, script)
+    _scan(out_dir, stage, warnings)
+
+
+def _synth(out_dir: Path, stage: str, warnings: list[str], **synth) -> None:
+    """The target's synthesis as `stage` (yosys.run_synth: ABC where ABC9 fails, said in `warnings`)."""
+    note = yosys.run_synth(out_dir, stage, **synth)
+    if note:
+        warnings.append(f"yosys {stage}: {note}")
+    _scan(out_dir, stage, warnings)
+
+
+def _scan(out_dir: Path, stage: str, warnings: list[str]) -> None:
     for w in yosys.log_warnings((out_dir / f"{stage}.log").read_text(errors="replace")):
         warnings.append(f"yosys {stage}: {w} (see {out_dir / f'{stage}.log'})")
 
@@ -172,7 +178,7 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
         generic = yosys.generic_figures(out_dir)
 
     with st("synth", f"yosys: {target.synth} (flattened)"):
-        _yosys(out_dir, "synth", None, warnings, target=target, rtlil_name="core.il", top=TOP,
+        _synth(out_dir, "synth", warnings, target=target, rtlil_name="core.il", top=TOP,
                stat_name="synth_stat.json", netlist="synth_netlist.json")
         cells = yosys.design_cells(yosys.load_json(out_dir / "synth_stat.json"))
         synthesis = yosys.summarize_cells(cells, target).as_dict()
@@ -188,14 +194,14 @@ def _run_flow(cfg, model, target, out_dir, breakdown, pnr, spikes, labels, freq_
     modules = None
     if breakdown:
         with st("breakdown", f"yosys: {target.synth} -noflatten (per module)"):
-            _yosys(out_dir, "breakdown", None, warnings, target=target, rtlil_name="core.il", top=TOP,
+            _synth(out_dir, "breakdown", warnings, target=target, rtlil_name="core.il", top=TOP,
                    stat_name="breakdown_stat.json", flatten=False)
             modules = yosys.module_breakdown(yosys.load_json(out_dir / "breakdown_stat.json"), TOP, target)
 
     pnr_figures = None
     if pnr:
         with st("harness", f"yosys: {target.synth} of the P&R harness"):
-            _yosys(out_dir, "harness", None, warnings, target=target, rtlil_name="harness.il", top=HARNESS_TOP,
+            _synth(out_dir, "harness", warnings, target=target, rtlil_name="harness.il", top=HARNESS_TOP,
                    stat_name="harness_stat.json", netlist="harness_netlist.json")
             harness_cells = yosys.summarize_cells(
                 yosys.design_cells(yosys.load_json(out_dir / "harness_stat.json")), target).as_dict()

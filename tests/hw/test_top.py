@@ -193,8 +193,7 @@ def test_conv_back_pressure_adds_exactly_the_stall_cycles(seed):
 
 def _walk_words(model, n_pe) -> int:
     """Words the map readers deliver in one time step (docs/microarchitecture.md: W per output position)."""
-    return sum(v.out_shape[1] * v.out_shape[2] * v.kernel[0] * v.kernel[1] * v.in_blocks * v.pool_kernel ** 2
-               for v in hw_layers(model, n_pe) if v.is_map)
+    return sum(v.positions * v.reads for v in hw_layers(model, n_pe) if v.is_map)
 
 
 def test_shipped_conv_model_on_digits():
