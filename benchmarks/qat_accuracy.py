@@ -74,6 +74,7 @@ def main(argv=None):
     ap.add_argument("--float-init-epochs", type=int, default=0, help="start from the float twin trained N epochs")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--distill", type=float, default=0.0, help="distillation weight from the float twin")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (training times are for this many)")
     ap.add_argument("--memory", action="store_true", help="memory split of the exported models (see above)")
     ap.add_argument("--out", default="build/qat_accuracy", help="folder for --memory's model files")
@@ -92,7 +93,7 @@ def main(argv=None):
                               threshold=args.threshold, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, seed=seed, threads=args.threads, augment_shift=args.augment_shift,
                               float_init_epochs=args.float_init_epochs, label_smoothing=args.label_smoothing,
-                              weight_decay=args.weight_decay)
+                              weight_decay=args.weight_decay, distill=args.distill)
             r = train(cfg, split=split)
             if name != "float":
                 model = r.net.to_int_model(r.encoding)

@@ -111,6 +111,10 @@ class TrainConfig:
     """Label smoothing of the cross-entropy on output spike counts (0: plain cross-entropy)."""
     weight_decay: float = 0.0
     """Adam's L2 weight decay (0: none)."""
+    distill: float = 0.0
+    """Weight in [0, 1) of knowledge distillation from the float twin (needs `float_init_epochs`): the
+    loss is (1 - distill) * cross-entropy + distill * KL(twin || network) of the spike-count logits at
+    temperature `DISTILL_TEMPERATURE`, scaled by its square; 0: cross-entropy alone."""
 
     def __post_init__(self):
         if self.arch:
@@ -135,6 +139,10 @@ class TrainConfig:
             raise UserError("label smoothing must be in [0, 1)")
         if not 0 <= self.weight_decay < float("inf"):
             raise UserError("weight decay must be a finite number >= 0")
+        if not 0 <= self.distill < 1:
+            raise UserError("distill must be in [0, 1)")
+        if self.distill and not self.float_init_epochs:
+            raise UserError("distillation learns from the float twin: give float-init epochs too (--float-init-epochs)")
         if any(h < 1 for h in self.hidden):
             raise UserError("hidden layer sizes must be at least 1")
         if not self.threshold > 0:
@@ -174,7 +182,10 @@ class TrainConfig:
 
 #: Training options added after the first shipped models, with their "off" value: `to_json` omits them
 #: when off, so the configuration those models record is still the one that remakes them.
-OPTIONAL_FIELDS = {"augment_shift": 0, "float_init_epochs": 0, "label_smoothing": 0.0, "weight_decay": 0.0}
+OPTIONAL_FIELDS = {"augment_shift": 0, "float_init_epochs": 0, "label_smoothing": 0.0, "weight_decay": 0.0,
+                   "distill": 0.0}
+#: Softmax temperature of the distillation loss (Hinton et al.'s usual range is 2-4).
+DISTILL_TEMPERATURE = 2.0
 
 
 class QuantSNN(nn.Module):

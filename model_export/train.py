@@ -16,7 +16,7 @@ import torch
 from mintaccel.core.files import atomic_open
 from mintaccel.core.errors import UserError
 from mintaccel.model_export import datasets
-from mintaccel.model_export.qat import LayerSpec, QuantSNN, TrainConfig
+from mintaccel.model_export.qat import DISTILL_TEMPERATURE, LayerSpec, QuantSNN, TrainConfig
 from mintaccel.model_export.quantizers import temperature_schedule
 from mintaccel.sim.encoding import rate_encode
 from mintaccel.core.model import Encoding
@@ -72,14 +72,15 @@ def train(cfg: TrainConfig, progress=None, split: datasets.Split | None = None) 
     xtr, xte = encoded(split, cfg.timesteps)
     ytr = torch.from_numpy(split.y_train)
     start = time.perf_counter()
+    init = None
     if cfg.float_init_epochs:
         float_twin = dataclasses.replace(cfg, layers=(LayerSpec("float", "float"),), epochs=cfg.float_init_epochs,
-                                         float_init_epochs=0)
+                                         float_init_epochs=0, distill=0.0)
         torch.manual_seed(cfg.seed)
         init = QuantSNN(sizes, float_twin, net.input_shape)
         fit(init, xtr, ytr, float_twin, None, split.shape)
         net.start_from(init)
-    fit(net, xtr, ytr, cfg, progress, split.shape)
+    fit(net, xtr, ytr, cfg, progress, split.shape, teacher=init if cfg.distill else None)
     seconds = time.perf_counter() - start
     net.eval()
     return TrainResult(net, cfg, Encoding("rate", split.levels),
@@ -115,10 +116,11 @@ def shifted(x: torch.Tensor, shape: tuple[int, int, int], k: int, gen: torch.Gen
 
 
 def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, progress=None,
-        shape: tuple[int, int, int] | None = None) -> None:
-    """The training loop: Adam with a cosine schedule, cross-entropy on output spike counts, the sigmoid
-    quantizers' temperature schedule; data order from `cfg.seed`, `cfg.augment_shift` shifts of the
-    (C, H, W) `shape` images from their own stream. Leaves `net` in eval mode."""
+        shape: tuple[int, int, int] | None = None, teacher: QuantSNN | None = None) -> None:
+    """The training loop: Adam with a cosine schedule, cross-entropy on output spike counts (mixed with
+    distillation from `teacher`, weight `cfg.distill`), the sigmoid quantizers' temperature schedule;
+    data order from `cfg.seed`, `cfg.augment_shift` shifts of the (C, H, W) `shape` images from their
+    own stream. Leaves `net` in eval mode."""
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = (len(xtr) + cfg.batch_size - 1) // cfg.batch_size
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps_per_epoch)
@@ -134,7 +136,10 @@ def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, p
         for i in range(0, len(xtr), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             x = shifted(xtr[idx], shape, cfg.augment_shift, shifts) if cfg.augment_shift else xtr[idx]
-            loss = loss_fn(net(x) * gain, ytr[idx])
+            logits = net(x) * gain
+            loss = loss_fn(logits, ytr[idx])
+            if teacher is not None:
+                loss = (1 - cfg.distill) * loss + cfg.distill * distillation(logits, teacher, x, gain)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -143,6 +148,17 @@ def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, p
         if progress:
             progress(epoch + 1, cfg.epochs, total / len(xtr))
     net.eval()
+
+
+def distillation(logits: torch.Tensor, teacher: QuantSNN, x: torch.Tensor, gain: float) -> torch.Tensor:
+    """KL(teacher || network) of the softened spike-count logits, times the temperature squared (so the
+    gradient's size does not depend on it); the teacher in eval mode, without gradients."""
+    t = DISTILL_TEMPERATURE
+    teacher.eval()
+    with torch.no_grad():
+        target = torch.log_softmax(teacher(x) * gain / t, 1)
+    return torch.nn.functional.kl_div(torch.log_softmax(logits / t, 1), target, log_target=True,
+                                      reduction="batchmean") * t * t
 
 
 def save_checkpoint(result: TrainResult, path: str | Path) -> None:

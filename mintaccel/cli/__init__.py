@@ -132,6 +132,8 @@ def training_options(p) -> None:
                    help="train the float twin N epochs first and start from its weights")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross-entropy, in [0, 1)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 weight decay")
+    p.add_argument("--distill", type=float, default=0.0, metavar="A",
+                   help="weight in [0, 1) of distillation from the float twin (needs --float-init-epochs)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,8 @@ def train_config(args):
         timesteps=args.timesteps, reset=args.reset, leak=args.leak, threshold=args.threshold,
         bias=args.bias, bias_bits=args.bias_bits, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, threads=args.threads, augment_shift=args.augment_shift,
-        float_init_epochs=args.float_init_epochs, label_smoothing=args.label_smoothing, weight_decay=args.weight_decay)
+        float_init_epochs=args.float_init_epochs, label_smoothing=args.label_smoothing, weight_decay=args.weight_decay,
+        distill=args.distill)
 
 
 def _train_with_progress(cfg, label: str, split):

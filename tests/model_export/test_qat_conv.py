@@ -169,12 +169,14 @@ def test_training_options_are_recorded_only_when_on():
     from mintaccel.model_export.qat import OPTIONAL_FIELDS
     assert not OPTIONAL_FIELDS.keys() & TrainConfig().to_json().keys()
     cfg = TrainConfig(arch="c4k3,f10", augment_shift=1, float_init_epochs=2, label_smoothing=0.1,
-                      weight_decay=1e-4)
+                      weight_decay=1e-4, distill=0.5)
     assert {k: cfg.to_json()[k] for k in OPTIONAL_FIELDS} == {"augment_shift": 1, "float_init_epochs": 2,
-                                                             "label_smoothing": 0.1, "weight_decay": 1e-4}
+                                                             "label_smoothing": 0.1, "weight_decay": 1e-4,
+                                                             "distill": 0.5}
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     for bad in ({"augment_shift": -1}, {"float_init_epochs": -1}, {"label_smoothing": 1.0},
-                {"weight_decay": -1.0}, {"weight_decay": float("nan")}):
+                {"weight_decay": -1.0}, {"weight_decay": float("nan")}, {"distill": 1.0},
+                {"distill": 0.5}):  # (the last: no float twin to learn from)
         with pytest.raises(UserError):
             TrainConfig(**bad)
 
@@ -182,7 +184,7 @@ def test_training_options_are_recorded_only_when_on():
 def test_float_init_augmented_training_stays_exact_and_reproducible():
     """A run with every new option on: eval equals the reference on the test split, twice the same bits."""
     cfg = TrainConfig(arch="c6k3,p2,f10", epochs=2, augment_shift=1, float_init_epochs=2, label_smoothing=0.1,
-                      weight_decay=1e-4, reset="soft", threshold=2.0)
+                      weight_decay=1e-4, distill=0.5, reset="soft", threshold=2.0)
     a, b = train(cfg), train(cfg)
     model = a.net.to_int_model(a.encoding)
     split = datasets.digits()
