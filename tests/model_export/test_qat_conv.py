@@ -3,6 +3,8 @@ the same spikes of every layer at every step, the same stored membranes and the 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -193,6 +195,9 @@ def test_float_init_augmented_training_stays_exact_and_reproducible():
     assert float((ref.predictions == split.y_test).mean()) == a.test_accuracy > 0.2  # chance is 0.1
     for x, y in zip(a.net.state_dict().values(), b.net.state_dict().values(), strict=True):
         assert torch.equal(x, y)
+    # and the distillation term is in the loss: without it the same run ends elsewhere
+    c = train(dataclasses.replace(cfg, distill=0.0))
+    assert not all(torch.equal(x, y) for x, y in zip(a.net.state_dict().values(), c.net.state_dict().values()))
 
 
 def test_start_from_takes_the_float_twins_weights_and_rescales():
