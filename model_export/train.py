@@ -128,6 +128,8 @@ def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, p
     shifts = torch.Generator().manual_seed(cfg.seed + 1)  # its own stream: the data order stays the same
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     gain = 8.0 / cfg.timesteps  # logits of a comparable range whatever T is
+    if teacher is not None:
+        teacher.eval()
     for epoch in range(cfg.epochs):
         net.train()
         net.set_temperature(temperature_schedule(epoch, cfg.epochs))
@@ -152,9 +154,8 @@ def fit(net: QuantSNN, xtr: torch.Tensor, ytr: torch.Tensor, cfg: TrainConfig, p
 
 def distillation(logits: torch.Tensor, teacher: QuantSNN, x: torch.Tensor, gain: float) -> torch.Tensor:
     """KL(teacher || network) of the softened spike-count logits, times the temperature squared (so the
-    gradient's size does not depend on it); the teacher in eval mode, without gradients."""
+    gradient's size does not depend on it); the teacher (in eval mode) without gradients."""
     t = DISTILL_TEMPERATURE
-    teacher.eval()
     with torch.no_grad():
         target = torch.log_softmax(teacher(x) * gain / t, 1)
     return torch.nn.functional.kl_div(torch.log_softmax(logits / t, 1), target, log_target=True,
